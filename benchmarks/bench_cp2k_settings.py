@@ -1,0 +1,145 @@
+"""Benchmark the CP2K settings of the protocols on the n = 1 cube (Cs4PbBr6), outside AiiDA.
+
+Renders the CP2K input of a protocol exactly as the work chains do (same parameters, same cubic box), then
+runs variants that each change one choice against the obvious alternative, and prints wall time, SCF steps,
+peak memory and total energy for each:
+
+    python benchmarks/bench_cp2k_settings.py [--protocol tiny] [--only diag,ot] [--keep DIR]
+
+Needs ``cp2k.psmp`` on PATH; each run takes about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import pathlib
+import re
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+
+os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-aiida-'))
+
+from aiida_cp2k.utils import Cp2kInput
+
+from aiida_nanohetero.builders import perovskite_cube
+from aiida_nanohetero.profiles import find_cp2k_data_file
+from aiida_nanohetero.workflows.cp2k_base import merge_parameters
+from aiida_nanohetero.workflows.single_point import SinglePointWorkChain
+
+VARIANTS = {
+    'diag': ('protocol as is: diagonalisation + Broyden mixing', {}, None),
+    'ot': (
+        'OT (FULL_SINGLE_INVERSE, DIIS) instead of diagonalisation',
+        {
+            'FORCE_EVAL': {
+                'DFT': {
+                    'SCF': {
+                        'ADDED_MOS': 0,
+                        'DIAGONALIZATION': {'_': 'OFF'},
+                        'MIXING': {'_': 'OFF'},
+                        'OT': {'MINIMIZER': 'DIIS', 'PRECONDITIONER': 'FULL_SINGLE_INVERSE'},
+                    }
+                }
+            }
+        },
+        None,
+    ),
+    'mt': (
+        'MT Poisson solver (box twice the extent) instead of WAVELET',
+        {'FORCE_EVAL': {'DFT': {'POISSON': {'POISSON_SOLVER': 'MT'}}}},
+        'mt',
+    ),
+    'cutoff300': (
+        'CUTOFF 300 / REL_CUTOFF 50',
+        {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 300, 'REL_CUTOFF': 50}}}},
+        None,
+    ),
+    'vacuum6': ("6 Å vacuum instead of the protocol's", {}, 6.0),
+}
+
+
+def cp2k_input(protocol: str, changes: dict, box: str | float | None) -> tuple[str, str, str]:
+    inputs = SinglePointWorkChain.get_protocol_inputs(protocol)
+    atoms = perovskite_cube(1, 'Br')
+    positions = atoms.get_positions()
+    extent = float((positions.max(axis=0) - positions.min(axis=0)).max())
+    vacuum = inputs['vacuum'] if box in (None, 'mt') else float(box)
+    side = 2 * extent + 2 * vacuum if box == 'mt' else extent + 2 * vacuum
+    positions = positions - positions.mean(axis=0) + side / 2
+    parameters = copy.deepcopy(inputs['cp2k']['cp2k']['parameters'])
+    parameters = merge_parameters(parameters, changes)
+    parameters['GLOBAL']['PROJECT'] = 'bench'
+    dft = parameters['FORCE_EVAL']['DFT']
+    dft['BASIS_SET_FILE_NAME'] = str(find_cp2k_data_file('BASIS_MOLOPT'))
+    dft['POTENTIAL_FILE_NAME'] = str(find_cp2k_data_file('GTH_POTENTIALS'))
+    subsys = parameters['FORCE_EVAL']['SUBSYS']
+    subsys['CELL']['ABC'] = f'{side:.4f} {side:.4f} {side:.4f}'
+    subsys['KIND'] = [{'_': el, **inputs['kinds'][el]} for el in sorted(set(atoms.get_chemical_symbols()))]
+    # coordinates in an XYZ file, as aiida-cp2k writes them
+    subsys['TOPOLOGY'] = {'COORD_FILE_NAME': 'bench.xyz', 'COORD_FILE_FORMAT': 'XYZ'}
+    lines = [str(len(atoms)), 'Cs4PbBr6']
+    lines += [
+        f'{s} {x:.6f} {y:.6f} {z:.6f}' for s, (x, y, z) in zip(atoms.get_chemical_symbols(), positions, strict=True)
+    ]
+    return Cp2kInput(parameters).render(), '\n'.join(lines) + '\n', f'{side:.2f} Å box'
+
+
+def run(executable: str, text: str, xyz: str, workdir: pathlib.Path) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'bench.inp').write_text(text)
+    (workdir / 'bench.xyz').write_text(xyz)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(
+        [executable, '-i', 'bench.inp', '-o', 'bench.out'],
+        cwd=workdir,
+        env={**os.environ, 'OMP_NUM_THREADS': '1'},
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    output = (workdir / 'bench.out').read_text()
+    steps = re.findall(r'SCF run converged in\s+(\d+) steps', output)
+    energy = re.findall(r'ENERGY\| Total FORCE_EVAL \( QS \) energy \[a\.u\.\]:\s+(-?\d+\.\d+)', output)
+    return {
+        'wall': wall,
+        'scf': int(steps[-1]) if steps else None,
+        'energy': float(energy[-1]) if energy else float('nan'),
+        'peak_mb': peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--protocol', default='tiny')
+    parser.add_argument('--only', default=','.join(VARIANTS), help='comma-separated variants: ' + ', '.join(VARIANTS))
+    parser.add_argument('--keep', default=None, help='keep the run folders here')
+    args = parser.parse_args()
+    executable = shutil.which('cp2k.psmp')
+    if executable is None:
+        raise SystemExit('cp2k.psmp not found on PATH')
+    root = pathlib.Path(args.keep or tempfile.mkdtemp(prefix='bench-cp2k-'))
+    print(f'# Cs4PbBr6 (n = 1 cube), protocol {args.protocol}, 1 MPI rank, OMP_NUM_THREADS=1, runs in {root}')
+    print(f'{"variant":<10} {"wall/s":>8} {"SCF":>5} {"peak/MB":>8} {"energy/Ha":>16}  description')
+    baseline = None
+    for name in args.only.split(','):
+        description, changes, box = VARIANTS[name]
+        text, xyz, box_text = cp2k_input(args.protocol, changes, box)
+        result = run(executable, text, xyz, root / name)
+        baseline = baseline or result
+        saving = f', {100 * (1 - baseline["wall"] / result["wall"]):+.0f} % vs diag' if result is not baseline else ''
+        scf = result['scf'] if result['scf'] is not None else 'n/c'
+        print(
+            f'{name:<10} {result["wall"]:8.1f} {scf!s:>5} {result["peak_mb"]:8.0f} {result["energy"]:16.8f}  '
+            f'{description} ({box_text}{saving})',
+            flush=True,
+        )
+
+
+if __name__ == '__main__':
+    main()

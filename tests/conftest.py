@@ -1,0 +1,68 @@
+"""Shared fixtures. AiiDA's own pytest fixtures give a temporary SQLite profile (no services).
+
+Real CP2K runs are expensive on the 2-core CI machine, so each one is a session-scoped fixture shared by all the
+tests that look at it. Tests that need CP2K carry the ``cp2k`` marker; without a CP2K executable they are skipped
+locally but fail in CI (``CI`` set), so a broken install cannot turn the suite green.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+# Importing aiida without AIIDA_PATH creates ~/.aiida: point it at a throw-away folder first.
+os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='nanohetero-tests-aiida-'))
+
+import pytest
+
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get('NANOHETERO_SHARED', REPO.parent / 'shared'))
+
+
+@pytest.fixture(scope='session')
+def shared_dir() -> pathlib.Path:
+    """The ``shared/`` reference folder beside the repository (published models, format notes)."""
+    if not SHARED.is_dir():
+        pytest.skip(f'reference folder {SHARED} not found (set NANOHETERO_SHARED)')
+    return SHARED
+
+
+@pytest.fixture(scope='session')
+def cp2k_executable() -> str:
+    executable = shutil.which('cp2k.psmp')
+    if executable is None:
+        if os.environ.get('CI'):
+            pytest.fail('cp2k.psmp is not on PATH in CI: the install step (make test) is broken')
+        pytest.skip('cp2k.psmp not installed (apt-get install cp2k)')
+    return executable
+
+
+@pytest.fixture(scope='session')
+def cp2k_code(aiida_profile, cp2k_executable):
+    """Computer and CP2K code made by the same code path as ``nanohetero setup`` from ``profiles/local.yaml``."""
+    from aiida_nanohetero.profiles import load_spec
+    from aiida_nanohetero.profiles.setup import setup_code, setup_computer
+
+    spec = load_spec('local')
+    changes = []
+    computer = setup_computer(spec, changes)
+    return setup_code(spec, computer, spec.resolve_executable(), changes)
+
+
+@pytest.fixture(scope='session')
+def cube_single_point(cp2k_code):
+    """One real CP2K single point (tiny protocol) on the n = 1 CsPbBr3 cube, Cs4PbBr6, run through AiiDA."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_nanohetero.calcfunctions.builders import build_perovskite_cube
+    from aiida_nanohetero.workflows.single_point import SinglePointWorkChain
+
+    model = build_perovskite_cube(n=orm.Int(1), halide=orm.Str('Br'))['structure']
+    builder = SinglePointWorkChain.get_builder_from_protocol(cp2k_code, model, protocol='tiny')
+    _, node = run_get_node(builder)
+    return node

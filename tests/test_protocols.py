@@ -1,0 +1,134 @@
+"""Protocols of the single-point work chain: loading, overrides, and the builder they fill."""
+
+from __future__ import annotations
+
+import pytest
+from aiida import orm
+
+from aiida_nanohetero.workflows.protocols import ProtocolError
+from aiida_nanohetero.workflows.single_point import SinglePointWorkChain, cp2k_walltime
+
+
+@pytest.fixture
+def cube_structure():
+    from ase import Atoms
+
+    atoms = Atoms('PbBr2Cs', positions=[(0, 0, 0), (2.9, 0, 0), (-2.9, 0, 0), (2.9, 2.9, 2.9)], cell=[10, 10, 10])
+    return orm.StructureData(ase=atoms)
+
+
+@pytest.fixture
+def fake_cp2k_code(aiida_localhost):
+    return orm.InstalledCode(
+        label='fake-cp2k', computer=aiida_localhost, filepath_executable='/bin/true', default_calc_job_plugin='cp2k'
+    ).store()
+
+
+def test_available_protocols():
+    assert set(SinglePointWorkChain.get_available_protocols()) == {'tiny', 'mini', 'paper'}
+    assert SinglePointWorkChain.get_default_protocol() == 'tiny'
+
+
+def test_protocols_grow_towards_the_paper():
+    cutoffs = [
+        SinglePointWorkChain.get_protocol_inputs(p)['cp2k']['cp2k']['parameters']['FORCE_EVAL']['DFT']['MGRID'][
+            'CUTOFF'
+        ]
+        for p in ('tiny', 'mini', 'paper')
+    ]
+    assert cutoffs == sorted(cutoffs) and cutoffs[0] < cutoffs[-1]
+    vacua = [SinglePointWorkChain.get_protocol_inputs(p)['vacuum'] for p in ('tiny', 'mini', 'paper')]
+    assert vacua == sorted(vacua)
+
+
+def test_unknown_protocol_is_named():
+    with pytest.raises(ProtocolError, match='unknown protocol "huge": choose one of tiny, mini, paper'):
+        SinglePointWorkChain.get_protocol_inputs('huge')
+
+
+def test_unknown_override_is_an_error_not_ignored():
+    with pytest.raises(ProtocolError, match='unknown override "vacum"'):
+        SinglePointWorkChain.get_protocol_inputs('tiny', {'vacum': 3.0})
+    with pytest.raises(ProtocolError, match=r'unknown override "cp2k\.max_iteration"'):
+        SinglePointWorkChain.get_protocol_inputs('tiny', {'cp2k': {'max_iteration': 3}})
+
+
+def test_overrides_deep_merge_into_the_cp2k_input():
+    overrides = {'vacuum': 3.0, 'cp2k': {'cp2k': {'parameters': {'FORCE_EVAL': {'DFT': {'MGRID': {'NGRIDS': 5}}}}}}}
+    inputs = SinglePointWorkChain.get_protocol_inputs('tiny', overrides)
+    mgrid = inputs['cp2k']['cp2k']['parameters']['FORCE_EVAL']['DFT']['MGRID']
+    assert mgrid == {'CUTOFF': 200, 'REL_CUTOFF': 40, 'NGRIDS': 5}
+    assert inputs['vacuum'] == 3.0
+    # the protocol itself is untouched by the merge
+    assert (
+        'NGRIDS'
+        not in SinglePointWorkChain.get_protocol_inputs('tiny')['cp2k']['cp2k']['parameters']['FORCE_EVAL']['DFT'][
+            'MGRID'
+        ]
+    )
+
+
+@pytest.mark.parametrize('protocol', ['tiny', 'mini', 'paper'])
+def test_builder_has_the_seed_level_of_theory(protocol, fake_cp2k_code, cube_structure):
+    builder = SinglePointWorkChain.get_builder_from_protocol(fake_cp2k_code, cube_structure, protocol=protocol)
+    parameters = builder.cp2k.cp2k.parameters.get_dict()
+    dft = parameters['FORCE_EVAL']['DFT']
+    assert dft['XC']['XC_FUNCTIONAL']['_'] == 'PBE'
+    assert dft['POISSON'] == {'PERIODIC': 'NONE', 'POISSON_SOLVER': 'WAVELET'}
+    assert parameters['FORCE_EVAL']['SUBSYS']['CELL']['PERIODIC'] == 'NONE'
+    kinds = {kind['_']: kind for kind in parameters['FORCE_EVAL']['SUBSYS']['KIND']}
+    assert {name: kind['POTENTIAL'] for name, kind in kinds.items()} == {
+        'Cs': 'GTH-PBE-q9',
+        'Pb': 'GTH-PBE-q4',
+        'Br': 'GTH-PBE-q7',
+    }
+    assert {kind['BASIS_SET'] for kind in kinds.values()} == {'DZVP-MOLOPT-SR-GTH'}
+    # the data files are stored nodes passed to the calculation, and the input names them
+    assert dft['BASIS_SET_FILE_NAME'] == builder.cp2k.cp2k.file['basis'].filename == 'BASIS_MOLOPT'
+    assert dft['POTENTIAL_FILE_NAME'] == builder.cp2k.cp2k.file['potential'].filename == 'GTH_POTENTIALS'
+    assert builder.cp2k.cp2k.file['basis'].is_stored
+    # CP2K stops cleanly before the scheduler kills it
+    walltime = parameters['GLOBAL']['WALLTIME']
+    assert walltime < builder.cp2k.cp2k.metadata.options.max_wallclock_seconds
+    assert builder.cp2k.handler_overrides.get_dict()['restart_incomplete_calculation']['enabled'] is True
+    assert '*.MOLog' in builder.cp2k.cp2k.settings['additional_retrieve_list']
+
+
+def test_walltime_margin():
+    assert cp2k_walltime(3600, 0.05) == 3420
+    assert cp2k_walltime(86400, 0.05) == 82080
+    assert cp2k_walltime(300, 0.05) == 240  # at least a minute of margin for short jobs
+    assert cp2k_walltime(40, 0.05) == 30
+
+
+def test_options_reach_the_calculation(fake_cp2k_code, cube_structure):
+    builder = SinglePointWorkChain.get_builder_from_protocol(
+        fake_cp2k_code, cube_structure, protocol='tiny', options={'max_wallclock_seconds': 600}
+    )
+    assert builder.cp2k.cp2k.metadata.options.max_wallclock_seconds == 600
+    assert builder.cp2k.cp2k.parameters['GLOBAL']['WALLTIME'] == 540
+
+
+def test_a_code_that_is_not_cp2k_is_refused(aiida_localhost, cube_structure):
+    code = orm.InstalledCode(
+        label='not-cp2k',
+        computer=aiida_localhost,
+        filepath_executable='/bin/true',
+        default_calc_job_plugin='core.arithmetic.add',
+    ).store()
+    with pytest.raises(ValueError, match=r'runs the calculation plugin "core\.arithmetic\.add", not "cp2k"'):
+        SinglePointWorkChain.get_builder_from_protocol(code, cube_structure)
+
+
+def test_element_without_basis_is_refused(fake_cp2k_code):
+    from ase import Atoms
+
+    structure = orm.StructureData(ase=Atoms('PbF2', positions=[(0, 0, 0), (2, 0, 0), (-2, 0, 0)], cell=[9, 9, 9]))
+    with pytest.raises(ValueError, match='no basis set / pseudopotential defined for element\\(s\\) F'):
+        SinglePointWorkChain.get_builder_from_protocol(fake_cp2k_code, structure)
+
+
+def test_entry_point_is_registered():
+    from aiida.plugins import WorkflowFactory
+
+    assert WorkflowFactory('nanohetero.single_point') is SinglePointWorkChain

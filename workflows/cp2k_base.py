@@ -1,0 +1,106 @@
+"""``nanohetero.cp2k``: aiida-cp2k's ``Cp2kBaseWorkChain`` with the restart handlers our runs need.
+
+aiida-cp2k's own handler (``restart_incomplete_calculation``, enabled here by default) continues a calculation
+that stopped at CP2K's ``GLOBAL/WALLTIME``, was killed by the scheduler, or ran out of geometry steps, from
+the last geometry and wavefunction. It gives up on an SCF that did not converge unless the SCF gradient was
+already small. :meth:`Cp2kRestartWorkChain.handle_scf_not_converged` takes over there: it restarts from the
+last wavefunction and, if that is not enough, changes the SCF strategy, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from aiida import orm
+from aiida.engine import ProcessHandlerReport, process_handler
+from aiida.plugins import CalculationFactory, WorkflowFactory
+
+__all__ = ('SCF_STRATEGIES', 'Cp2kRestartWorkChain', 'merge_parameters')
+
+Cp2kBaseWorkChain = WorkflowFactory('cp2k.base')
+Cp2kCalculation = CalculationFactory('cp2k')
+
+#: What to change, in this order, after each SCF that did not converge: (description, CP2K input to merge).
+#: Every attempt also restarts from the last wavefunction when the failed run wrote one.
+SCF_STRATEGIES: tuple[tuple[str, dict], ...] = (
+    ('restart from the last wavefunction, twice as many SCF steps', {}),
+    (
+        'gentler Broyden mixing (alpha 0.1, 12 histories)',
+        {'FORCE_EVAL': {'DFT': {'SCF': {'MIXING': {'METHOD': 'BROYDEN_MIXING', 'ALPHA': 0.1, 'NBROYDEN': 12}}}}},
+    ),
+    (
+        'Fermi-Dirac smearing at 300 K',
+        {
+            'FORCE_EVAL': {
+                'DFT': {
+                    'SCF': {'SMEAR': {'_': 'ON', 'METHOD': 'FERMI_DIRAC', 'ELECTRONIC_TEMPERATURE': 300}},
+                }
+            }
+        },
+    ),
+)
+
+WFN_FILE = 'aiida-RESTART.wfn'
+
+
+def merge_parameters(parameters: dict, changes: dict) -> dict:
+    """A copy of a CP2K input dictionary with ``changes`` merged in recursively."""
+    merged = copy.deepcopy(parameters)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_parameters(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
+    """``Cp2kBaseWorkChain`` plus a bounded SCF-recovery handler; all failures end with a named exit code."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.exit_code(
+            320,
+            'ERROR_SCF_NOT_CONVERGED_UNRECOVERABLE',
+            message='The SCF did not converge after every recovery strategy was tried: {strategies}.',
+        )
+
+    def setup(self):
+        super().setup()
+        self.ctx.scf_attempt = 0
+
+    @process_handler(priority=500, exit_codes=[Cp2kCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED])
+    def handle_scf_not_converged(self, calc):
+        """Restart from the last wavefunction with the next SCF strategy; stop once all were tried."""
+        if self.ctx.scf_attempt >= len(SCF_STRATEGIES):
+            tried = '; '.join(description for description, _ in SCF_STRATEGIES)
+            return ProcessHandlerReport(
+                True, self.exit_codes.ERROR_SCF_NOT_CONVERGED_UNRECOVERABLE.format(strategies=tried)
+            )
+        description, changes = SCF_STRATEGIES[self.ctx.scf_attempt]
+        self.ctx.scf_attempt += 1
+
+        parameters = self.ctx.inputs.parameters.get_dict()
+        scf = parameters.setdefault('FORCE_EVAL', {}).setdefault('DFT', {}).setdefault('SCF', {})
+        scf['MAX_SCF'] = 2 * int(scf.get('MAX_SCF', 50)) if self.ctx.scf_attempt == 1 else scf.get('MAX_SCF', 50)
+        parameters = merge_parameters(parameters, changes)
+
+        wrote_wavefunction = WFN_FILE in calc.outputs.remote_folder.listdir()
+        if wrote_wavefunction:
+            self.ctx.inputs.parent_calc_folder = calc.outputs.remote_folder
+            parameters = merge_parameters(
+                parameters,
+                {
+                    'FORCE_EVAL': {
+                        'DFT': {'RESTART_FILE_NAME': f'./parent_calc/{WFN_FILE}', 'SCF': {'SCF_GUESS': 'RESTART'}}
+                    }
+                },
+            )
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+        self.report(
+            f'SCF of {calc.process_label}<{calc.pk}> did not converge: attempt {self.ctx.scf_attempt} of '
+            f'{len(SCF_STRATEGIES)}, {description}'
+            + (', from its wavefunction' if wrote_wavefunction else ' (no wavefunction written)')
+        )
+        return ProcessHandlerReport(True)
