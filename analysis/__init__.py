@@ -1,0 +1,107 @@
+"""Orbital analysis of CP2K runs: readers of CP2K's files, Löwdin weights, IPR, contributions and summaries.
+
+Plain numpy/scipy functions with no AiiDA dependency: the calcfunctions and ``nanohetero analyse`` both call
+them. See ``docs/analysis.md``.
+"""
+
+from .errors import (
+    AnalysisInputError,
+    AOCountMismatchError,
+    BandEdgeNotFoundError,
+    OrbitalWindowError,
+    OverlapFormatError,
+    OverlapNotPositiveDefiniteError,
+    OverlapNotSymmetricError,
+    PDOSFormatError,
+    SpinPolarisedError,
+    UnknownIPRMethodError,
+    WfnFormatError,
+)
+from .ipr import (
+    DEFAULT_DEGENERACY_TOL_EV,
+    DEFAULT_IPR_METHOD,
+    IPR_METHODS,
+    SQRT_ROUTES,
+    OrbitalAnalysis,
+    SqrtInfo,
+    analyse_orbitals,
+    apply_sqrt_overlap,
+    atom_populations,
+    atom_signed_sums,
+    atomic_weights,
+    degenerate_sets,
+    group_contributions,
+    invariant_weights,
+    ipr_from_weights,
+    mulliken_populations,
+    overlap_spectral_bounds,
+)
+from .molog import (
+    HARTREE_TO_EV,
+    MOCoefficients,
+    MOLogFormatError,
+    OrbitalEnergies,
+    read_mo_coefficients,
+    read_mo_eigenvalues,
+)
+from .overlap import read_overlap_csr
+from .pdos import (
+    ProjectedDOS,
+    compare_with_pdos,
+    find_pdos_files,
+    populations_from_ldos,
+    read_ldos_lists,
+    read_pdos,
+)
+from .summary import ALIGNMENT_CLASSES, DEFAULT_IPR_THRESHOLD, classify_alignment, summarise_orbitals
+from .wfn import RestartWavefunction, read_restart_wfn
+
+__all__ = (
+    'ALIGNMENT_CLASSES',
+    'DEFAULT_DEGENERACY_TOL_EV',
+    'DEFAULT_IPR_METHOD',
+    'DEFAULT_IPR_THRESHOLD',
+    'HARTREE_TO_EV',
+    'IPR_METHODS',
+    'SQRT_ROUTES',
+    'AOCountMismatchError',
+    'AnalysisInputError',
+    'BandEdgeNotFoundError',
+    'MOCoefficients',
+    'MOLogFormatError',
+    'OrbitalAnalysis',
+    'OrbitalEnergies',
+    'OrbitalWindowError',
+    'OverlapFormatError',
+    'OverlapNotPositiveDefiniteError',
+    'OverlapNotSymmetricError',
+    'PDOSFormatError',
+    'ProjectedDOS',
+    'RestartWavefunction',
+    'SpinPolarisedError',
+    'SqrtInfo',
+    'UnknownIPRMethodError',
+    'WfnFormatError',
+    'analyse_orbitals',
+    'apply_sqrt_overlap',
+    'atom_populations',
+    'atom_signed_sums',
+    'atomic_weights',
+    'classify_alignment',
+    'compare_with_pdos',
+    'degenerate_sets',
+    'find_pdos_files',
+    'group_contributions',
+    'invariant_weights',
+    'ipr_from_weights',
+    'mulliken_populations',
+    'overlap_spectral_bounds',
+    'populations_from_ldos',
+    'read_ldos_lists',
+    'read_mo_coefficients',
+    'read_mo_eigenvalues',
+    'read_overlap_csr',
+    'read_pdos',
+    'read_restart_wfn',
+    'summarise_orbitals',
+)
