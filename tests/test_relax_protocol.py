@@ -56,6 +56,8 @@ def test_steps_share_the_level_of_theory_and_differ_in_run_type():
     assert relax['FORCE_EVAL']['DFT']['MGRID'] == single_point['FORCE_EVAL']['DFT']['MGRID']
     assert relax['FORCE_EVAL']['DFT']['XC'] == single_point['FORCE_EVAL']['DFT']['XC']
     assert 'MOTION' not in single_point
+    assert 'MO' not in relax['FORCE_EVAL']['DFT'].get('PRINT', {})  # no orbitals at every geometry step
+    assert 'MO' in single_point['FORCE_EVAL']['DFT']['PRINT']
     assert inputs['vacuum'] == 4.0
 
 

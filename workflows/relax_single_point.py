@@ -10,7 +10,8 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_
 
-from aiida_nanohetero.calcfunctions.cp2k import parse_orbital_energies, place_in_cubic_box
+from aiida_nanohetero.calcfunctions.analysis import compute_ipr, parse_orbitals, summarise_model
+from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
 from aiida_nanohetero.workflows.cp2k_base import WFN_FILE, Cp2kRestartWorkChain, merge_parameters
 from aiida_nanohetero.workflows.protocols import ProtocolMixin, deep_merge
 from aiida_nanohetero.workflows.single_point import (
@@ -76,6 +77,19 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         )
         spec.input('vacuum', valid_type=orm.Float, default=lambda: orm.Float(4.0), help='Vacuum in Å.')
         spec.input('relax_geometry', valid_type=orm.Bool, default=lambda: orm.Bool(True), help='Run the relaxation.')
+        spec.input(
+            'ipr_method',
+            valid_type=orm.Str,
+            default=lambda: orm.Str('paper'),
+            validator=_validate_ipr_method,
+            help="IPR method: paper (the authors' signed sums, default), lowdin or mulliken.",
+        )
+        spec.input(
+            'ipr_threshold',
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.03),
+            help='States with IPR below this are delocalised: the band edges are taken among them (seed: 0.03).',
+        )
         spec.expose_inputs(
             Cp2kRestartWorkChain,
             namespace='relax',
@@ -93,14 +107,18 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
             if_(cls.should_relax)(cls.run_relax, cls.inspect_relax),
             cls.run_single_point,
             cls.inspect_single_point,
-            cls.parse_orbitals,
+            cls.analyse,
         )
         spec.output('structure', valid_type=orm.StructureData, help='The model in its CP2K cell, before relaxation.')
         spec.output('relaxed_structure', valid_type=orm.StructureData, required=False, help='The relaxed model.')
         spec.output('relax_parameters', valid_type=orm.Dict, required=False, help='Parsed output of the relaxation.')
         spec.output('output_parameters', valid_type=orm.Dict, help='Parsed output of the single point.')
         spec.output('retrieved', valid_type=orm.FolderData, help='The single point files the analysis reads.')
-        spec.output('orbitals', valid_type=orm.ArrayData, help='Orbital energies (eV) and occupations of the window.')
+        spec.output(
+            'orbitals', valid_type=orm.ArrayData, help='Energies (eV), occupations, coefficients of the window.'
+        )
+        spec.output('ipr', valid_type=orm.ArrayData, help='IPR, element and domain contributions of each orbital.')
+        spec.output('summary', valid_type=orm.Dict, help='Band edges, gaps, edge domains, alignment.')
         spec.exit_code(
             401, 'ERROR_RELAX_FAILED', message='The geometry optimisation failed: exit status {exit_status}.'
         )
@@ -108,6 +126,7 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
             402, 'ERROR_SINGLE_POINT_FAILED', message='The final single point failed: exit status {exit_status}.'
         )
         spec.exit_code(403, 'ERROR_ORBITALS_NOT_PARSED', message='The orbitals could not be read: {error}')
+        spec.exit_code(404, 'ERROR_ANALYSIS_FAILED', message='The orbital analysis failed: {error}')
 
     def setup(self):
         self.ctx.structure = place_in_cubic_box(self.inputs.structure, self.inputs.vacuum)
@@ -161,13 +180,26 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         self.out('output_parameters', node.outputs.output_parameters)
         self.out('retrieved', node.outputs.retrieved)
 
-    def parse_orbitals(self):
+    def analyse(self):
+        """Orbitals of the window, their IPR and contributions, and the model's summary: three calcfunctions."""
+        retrieved = self.ctx.single_point.outputs.retrieved
         try:
-            orbitals = parse_orbital_energies(self.ctx.single_point.outputs.retrieved)
+            orbitals = parse_orbitals(retrieved)
         except Exception as exception:
             return self.exit_codes.ERROR_ORBITALS_NOT_PARSED.format(error=str(exception))
         self.out('orbitals', orbitals)
-        self.report(f'HOMO-LUMO gap {orbitals.base.attributes.get("gap_ev"):.3f} eV')
+        labels = {'labels': self.inputs.labels} if 'labels' in self.inputs else {}
+        try:
+            ipr = compute_ipr(orbitals, retrieved, self.inputs.ipr_method, **labels)
+            summary = summarise_model(ipr, self.inputs.ipr_threshold)
+        except Exception as exception:
+            return self.exit_codes.ERROR_ANALYSIS_FAILED.format(error=str(exception))
+        self.out('ipr', ipr)
+        self.out('summary', summary)
+        gap = summary.get('gap_filtered_ev')
+        filtered = f', IPR-filtered gap {gap:.3f} eV' if gap is not None else ''
+        alignment = f', alignment {summary["alignment"]}' if summary.get('alignment') else ''
+        self.report(f'HOMO-LUMO gap {orbitals.base.attributes.get("gap_ev"):.3f} eV{filtered}{alignment}')
 
     @classmethod
     def get_protocol_inputs(cls, protocol: str | None = None, overrides: Mapping | None = None) -> dict[str, Any]:
@@ -178,6 +210,9 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         inputs = {**base, 'mo_window': own['mo_window']}
         for step in ('relax', 'single_point'):
             inputs[step] = deep_merge(common_cp2k, own[step])
+        # the relaxation prints no orbitals (CP2K would write them at every geometry step) and retrieves none
+        inputs['relax']['cp2k']['parameters']['FORCE_EVAL']['DFT'].get('PRINT', {}).pop('MO', None)
+        inputs['relax']['cp2k']['settings'].pop('additional_retrieve_list', None)
         if overrides:
             inputs = deep_merge(inputs, overrides, strict=True, open_keys=cls._open_override_keys)
         return inputs
@@ -262,6 +297,14 @@ def _add_analysis_prints(parameters: dict, n_electrons: int, low: int, high: int
             # one LIST keyword per 40 atoms keeps CP2K's input lines short
             lists.append({'LIST': [' '.join(map(str, atoms[i : i + 40])) for i in range(0, atoms.size, 40)]})
         dft['PRINT']['PDOS']['LDOS'] = lists
+
+
+def _validate_ipr_method(value, _ctx=None):
+    from aiida_nanohetero.analysis import IPR_METHODS
+
+    if value.value not in IPR_METHODS:
+        return f'ipr_method "{value.value}" is unknown: choose one of {", ".join(IPR_METHODS)}'
+    return None
 
 
 def _last_calculation(workchain) -> orm.CalcJobNode:
