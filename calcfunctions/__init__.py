@@ -1,4 +1,5 @@
-"""calcfunctions."""
+"""Provenance-tracked calcfunctions: the builders (models as ``StructureData``), the CP2K helpers
+(``calcfunctions.cp2k``) and the orbital analysis (``calcfunctions.analysis``)."""
 
 from aiida_nanohetero.calcfunctions.builders import (
     build_half_sphere,
