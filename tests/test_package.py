@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -13,7 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
-def wheel(tmp_path_factory) -> zipfile.ZipFile:
+def wheel_path(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp('wheel')
     subprocess.run(
         [sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(out), str(REPO)],
@@ -22,7 +23,12 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
         timeout=300,
     )
     (path,) = out.glob('aiida_nanohetero-*.whl')
-    return zipfile.ZipFile(path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def wheel(wheel_path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(wheel_path)
 
 
 def test_wheel_holds_only_the_aiida_nanohetero_package(wheel):
@@ -53,3 +59,29 @@ def test_imports_from_outside_the_repository(tmp_path):
     assert (pathlib.Path(result.stdout.strip()) / 'local.yaml').is_file()
     bare = subprocess.run([sys.executable, '-c', 'import workflows'], cwd=tmp_path, capture_output=True, text=True)
     assert bare.returncode != 0  # nothing installs a bare top-level module
+
+
+def test_plain_install_works_outside_the_repository(wheel_path, tmp_path):
+    """A plain (non-editable) install of the wheel: every subpackage and data file imports from elsewhere."""
+    target = tmp_path / 'site'
+    subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(target), str(wheel_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    code = (
+        'import aiida_nanohetero, aiida_nanohetero.builders as b, aiida_nanohetero.analysis, '
+        'aiida_nanohetero.workflows.campaign, aiida_nanohetero.cli, aiida_nanohetero.profiles as p; '
+        'from aiida_nanohetero.workflows.single_point import SinglePointWorkChain as S; '
+        'print(aiida_nanohetero.__file__); print(p.load_spec("local").code["executable"]); '
+        'print(sorted(S.get_available_protocols())); print(b.perovskite_cube(1).get_chemical_formula())'
+    )
+    env = {**os.environ, 'PYTHONPATH': str(target), 'AIIDA_PATH': str(tmp_path)}
+    result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    where, executable, protocols, formula = result.stdout.split('\n')[:4]
+    assert where.startswith(str(target))
+    assert executable == 'cp2k.psmp'
+    assert protocols == "['mini', 'paper', 'tiny']"
+    assert formula == 'Br6Cs4Pb'
