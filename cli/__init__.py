@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 
 import click
 
@@ -79,6 +80,8 @@ def cli(ctx, profile_name):
       nanohetero status    show what is set up and whether CP2K works
       nanohetero demo      run the demo calculation and print what it found
     """
+    # `nanohetero setup` and `status` say where AiiDA keeps its data; AiiDA's own first-run warning adds nothing
+    warnings.filterwarnings('ignore', message='Creating AiiDA configuration folder')
     ctx.obj = Context(profile_name)
 
 

@@ -29,8 +29,13 @@ fi
 stamp="$VENV/.nanohetero-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "==> pip install -e .[dev] (the first time this compiles one dependency and takes a few minutes)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip "setuptools>=69" wheel
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    log="$VENV/pip-install.log"
+    if ! { "$VENV/bin/python" -m pip install -q --upgrade pip "setuptools>=69" wheel \
+           && "$VENV/bin/python" -m pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+        cat "$log"
+        echo "pip install failed (log above, also in $log)" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 echo "==> installed: $("$VENV/bin/nanohetero" --version), $(cp2k.psmp --version | grep 'CP2K version' | sed 's/^ *//')"
