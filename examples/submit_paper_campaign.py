@@ -1,4 +1,6 @@
-"""Submit the paper-size campaign (Br, Cl, I) to a cluster computer: ``verdi -p PROFILE run examples/submit_paper_campaign.py``.
+"""Submit the paper-size campaign (Br, Cl, I) to a cluster computer.
+
+Run it with ``verdi -p PROFILE run examples/submit_paper_campaign.py``.
 
 Before: a profile with a broker and a running daemon, a computer for the cluster and a CP2K code on it
 (``nanohetero setup``), and the code's label below. Follow it with ``nanohetero status <pk>`` or
