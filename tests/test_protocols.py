@@ -132,3 +132,55 @@ def test_entry_point_is_registered():
     from aiida.plugins import WorkflowFactory
 
     assert WorkflowFactory('nanohetero.single_point') is SinglePointWorkChain
+
+
+def test_local_jobs_use_one_rank_without_mpi():
+    from aiida_nanohetero.workflows.single_point import scheduler_options
+
+    scheduler = SinglePointWorkChain.get_protocol_inputs('tiny')['scheduler']
+    options = scheduler_options(56, scheduler)
+    assert options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    assert options['withmpi'] is False
+    assert options['environment_variables']['OMP_NUM_THREADS'] == '1'
+
+
+def test_cluster_jobs_scale_with_the_model():
+    from aiida_nanohetero.workflows.single_point import scheduler_options
+
+    scheduler = SinglePointWorkChain.get_protocol_inputs('paper')['scheduler']
+    assert scheduler['mode'] == 'cluster'
+    sizes = {n: scheduler_options(n, scheduler)['resources']['num_machines'] for n in (11, 611, 775, 1386, 100000)}
+    assert sizes[11] == 1
+    assert sizes[611] <= sizes[775] <= sizes[1386]  # half-sphere, cube, heterostructure of the paper
+    assert sizes[1386] == 3  # 347 ranks at 4 atoms per rank on 128-core nodes
+    assert sizes[100000] == scheduler['max_machines']
+    assert scheduler_options(775, scheduler)['withmpi'] is True
+    threaded = scheduler_options(1386, {**scheduler, 'omp_num_threads': 4})['resources']
+    assert threaded == {'num_machines': 11, 'num_mpiprocs_per_machine': 32, 'num_cores_per_mpiproc': 4}
+
+
+def test_user_options_win_over_the_size_derived_ones(fake_cp2k_code, cube_structure):
+    builder = SinglePointWorkChain.get_builder_from_protocol(
+        fake_cp2k_code,
+        cube_structure,
+        protocol='paper',
+        options={'resources': {'num_machines': 7}, 'max_wallclock_seconds': 7200},
+    )
+    options = builder.cp2k.cp2k.metadata.options
+    assert options.resources == {'num_machines': 7, 'num_mpiprocs_per_machine': 128, 'num_cores_per_mpiproc': 1}
+    assert options.max_wallclock_seconds == 7200
+    assert builder.cp2k.cp2k.parameters['GLOBAL']['WALLTIME'] == 6840
+
+
+def test_a_code_without_mpi_gets_one_process(aiida_localhost, cube_structure):
+    code = orm.InstalledCode(
+        label='serial-cp2k',
+        computer=aiida_localhost,
+        filepath_executable='/bin/true',
+        default_calc_job_plugin='cp2k',
+        with_mpi=False,
+    ).store()
+    builder = SinglePointWorkChain.get_builder_from_protocol(code, cube_structure, protocol='paper')
+    options = builder.cp2k.cp2k.metadata.options
+    assert options.withmpi is False
+    assert options.resources == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}

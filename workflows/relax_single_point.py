@@ -18,6 +18,7 @@ from aiida_nanohetero.workflows.single_point import (
     SinglePointWorkChain,
     check_cp2k_code,
     cp2k_walltime,
+    job_options,
     kind_sections,
 )
 
@@ -238,9 +239,6 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         from aiida_nanohetero.workflows.cp2k_files import get_cp2k_data_files
 
         check_cp2k_code(code)
-        if options:
-            extra = {'cp2k': {'metadata': {'options': dict(options)}}}
-            overrides = deep_merge(overrides or {}, {'relax': extra, 'single_point': extra})
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if basis_file is None or potential_file is None:
             defaults = get_cp2k_data_files()
@@ -262,7 +260,9 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
             dft['BASIS_SET_FILE_NAME'] = basis_file.filename
             dft['POTENTIAL_FILE_NAME'] = potential_file.filename
             parameters['FORCE_EVAL']['SUBSYS']['KIND'] = kind_sections(structure, inputs['kinds'])
-            step_options = step_inputs['cp2k']['metadata']['options']
+            step_options = job_options(
+                step_inputs['cp2k']['metadata']['options'], len(structure.sites), inputs['scheduler'], options, code
+            )
             parameters['GLOBAL']['WALLTIME'] = cp2k_walltime(
                 step_options['max_wallclock_seconds'], inputs['walltime_margin']
             )

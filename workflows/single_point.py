@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,53 @@ __all__ = ('SinglePointWorkChain',)
 def cp2k_walltime(max_wallclock_seconds: int, margin: float) -> int:
     """CP2K's ``GLOBAL/WALLTIME``: a few minutes below the scheduler's limit so CP2K stops cleanly."""
     return int(max(30, min(max_wallclock_seconds * (1 - margin), max_wallclock_seconds - 60)))
+
+
+def scheduler_options(n_atoms: int, scheduler: Mapping[str, Any]) -> dict[str, Any]:
+    """Scheduler options for one CP2K job on a model of ``n_atoms`` atoms, from a protocol's ``scheduler`` block.
+
+    ``local``: one rank without MPI (OpenMPI refuses to run as root) and one OpenMP thread. ``cluster``: one MPI
+    rank per ``atoms_per_mpiproc`` atoms, rounded up to whole nodes of ``cores_per_machine`` cores, at most
+    ``max_machines`` nodes, ``omp_num_threads`` cores per rank.
+    """
+    threads = int(scheduler['omp_num_threads'])
+    if scheduler['mode'] == 'local':
+        return {
+            'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},
+            'withmpi': False,
+            'environment_variables': {'OMP_NUM_THREADS': str(threads)},
+        }
+    if scheduler['mode'] != 'cluster':
+        raise ValueError(f'scheduler.mode must be local or cluster, not "{scheduler["mode"]}"')
+    ranks_per_machine = max(1, int(scheduler['cores_per_machine']) // threads)
+    ranks = math.ceil(n_atoms / float(scheduler['atoms_per_mpiproc']))
+    machines = max(1, min(int(scheduler['max_machines']), math.ceil(ranks / ranks_per_machine)))
+    return {
+        'resources': {
+            'num_machines': machines,
+            'num_mpiprocs_per_machine': ranks_per_machine,
+            'num_cores_per_mpiproc': threads,
+        },
+        'withmpi': True,
+        'environment_variables': {'OMP_NUM_THREADS': str(threads)},
+    }
+
+
+def job_options(
+    protocol_options: Mapping, n_atoms: int, scheduler: Mapping, user_options: Mapping | None, code=None
+) -> dict:
+    """The protocol's options, then the size-derived resources, then the user's options (which win).
+
+    A code set up without MPI (``with_mpi`` False, as on the embedded default) runs one process: the size-derived
+    MPI layout is then dropped rather than contradicting the code.
+    """
+    from aiida_nanohetero.workflows.protocols import deep_merge
+
+    derived = scheduler_options(n_atoms, scheduler)
+    if code is not None and code.with_mpi is False and derived['withmpi']:
+        derived = scheduler_options(n_atoms, {**scheduler, 'mode': 'local'})
+    options = deep_merge(protocol_options, derived)
+    return deep_merge(options, dict(user_options or {}))
 
 
 def kind_sections(structure: orm.StructureData, kinds: Mapping[str, Mapping[str, str]]) -> list[dict[str, str]]:
@@ -117,9 +165,6 @@ class SinglePointWorkChain(ProtocolMixin, WorkChain):
         from aiida_nanohetero.workflows.cp2k_files import get_cp2k_data_files
 
         check_cp2k_code(code)
-        if options:
-            overrides = {**(overrides or {})}
-            overrides = _merge_options(overrides, options)
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if basis_file is None or potential_file is None:
             defaults = get_cp2k_data_files()
@@ -132,7 +177,9 @@ class SinglePointWorkChain(ProtocolMixin, WorkChain):
         dft['BASIS_SET_FILE_NAME'] = basis_file.filename
         dft['POTENTIAL_FILE_NAME'] = potential_file.filename
         parameters['FORCE_EVAL']['SUBSYS']['KIND'] = kind_sections(structure, inputs['kinds'])
-        options = cp2k['cp2k']['metadata']['options']
+        options = job_options(
+            cp2k['cp2k']['metadata']['options'], len(structure.sites), inputs['scheduler'], options, code
+        )
         parameters['GLOBAL']['WALLTIME'] = cp2k_walltime(options['max_wallclock_seconds'], inputs['walltime_margin'])
 
         builder = cls.get_builder()
@@ -159,9 +206,3 @@ def check_cp2k_code(code) -> None:
             f'code "{code.full_label}" runs the calculation plugin "{plugin}", not "cp2k": '
             'pass a CP2K code (verdi code list -P cp2k)'
         )
-
-
-def _merge_options(overrides: dict, options: Mapping[str, Any]) -> dict:
-    from aiida_nanohetero.workflows.protocols import deep_merge
-
-    return deep_merge(overrides, {'cp2k': {'cp2k': {'metadata': {'options': dict(options)}}}})
