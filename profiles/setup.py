@@ -134,6 +134,8 @@ def apply_spec(spec: ProfileSpec, *, set_default: bool = False) -> list[Change]:
         for option, value in spec.profile['options'].items():
             if config.get_option(option, scope=name, default=False) != value:
                 config.set_option(option, value, scope=name)
+                if not created_profile:
+                    changes.append(Change('profile option', option, 'updated', f'now {value!r}'))
         if set_default and config.default_profile_name != name:
             config.set_default_profile(name, overwrite=True)
             changes.append(Change('default profile', name, 'updated'))

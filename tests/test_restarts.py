@@ -6,7 +6,7 @@ import pytest
 from aiida import orm
 from ase import Atoms
 
-from aiida_nanohetero.workflows.cp2k_base import SCF_STRATEGIES
+from aiida_nanohetero.workflows.cp2k_base import SCF_STRATEGIES, geometry_steps_done
 from aiida_nanohetero.workflows.parsers import final_scf_converged
 from aiida_nanohetero.workflows.single_point import SinglePointWorkChain
 
@@ -24,6 +24,13 @@ def test_final_scf_check():
     assert final_scf_converged(failed + converged) is True  # a geometry step recovered
     assert final_scf_converged(converged + failed) is False
     assert final_scf_converged('no scf here') is None
+
+
+def test_geometry_steps_done():
+    output = ' --------  Informations at step =     0 ------------\n --------  Informations at step =     3 ---\n'
+    assert geometry_steps_done(output) == 3
+    assert geometry_steps_done(' --------  Informations at step =     0 ------------\n') == 0
+    assert geometry_steps_done('') == 0
 
 
 def _water_builder(code, max_scf: int):
@@ -79,3 +86,56 @@ def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code):
     assert scf['SMEAR']['METHOD'] == 'FERMI_DIRAC' and scf['MIXING']['ALPHA'] == 0.1
     # nothing computed is lost: every failed calculation keeps its retrieved output
     assert all('retrieved' in calc.outputs for calc in calcs)
+
+
+@pytest.mark.cp2k
+def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefunction(cp2k_code):
+    """CP2K's GLOBAL/WALLTIME stops a geometry optimisation cleanly (as it would a few minutes before the scheduler's
+    limit); aiida-cp2k's handler, enabled by our protocols, continues it from the last geometry and wavefunction."""
+    from aiida.engine import run_get_node
+
+    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
+    from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
+    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
+
+    bent = Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)])
+    water = orm.StructureData(ase=bent)
+    builder = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
+        cp2k_code, water, 'tiny', {'kinds': WATER_KINDS, 'mo_window': {'occupied': 2, 'virtual': 2}}
+    )
+    relax = builder.relax
+    parameters = relax.cp2k.parameters.get_dict()
+    parameters['GLOBAL']['WALLTIME'] = 20  # seconds: a few geometry steps of water per run, not the whole relaxation
+    tight = {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}
+    parameters['MOTION']['GEO_OPT'].update(tight)
+    inputs = {
+        'cp2k': {
+            'code': relax.cp2k.code,
+            'parameters': orm.Dict(parameters),
+            'settings': relax.cp2k.settings,
+            'file': dict(relax.cp2k.file),
+            'structure': place_in_cubic_box(water, orm.Float(3.0)),
+            'metadata': {'options': dict(relax.cp2k.metadata.options)},
+        },
+        'max_iterations': orm.Int(12),
+        'handler_overrides': relax.handler_overrides,
+    }
+    _, node = run_get_node(Cp2kRestartWorkChain, **inputs)
+    assert node.is_finished_ok, node.exit_message
+    calcs = _calculations(node)
+    assert len(calcs) >= 2
+    first, second = calcs[0], calcs[1]
+    assert first.exit_status == first.process_class.exit_codes.ERROR_OUT_OF_WALLTIME.status
+    stopped = first.outputs.retrieved.base.repository.get_object_content('aiida.out')
+    assert 'exceeded requested execution time' in stopped
+    assert geometry_steps_done(stopped) >= 1
+    restart = second.inputs.parameters.get_dict()
+    assert restart['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
+    assert restart['FORCE_EVAL']['DFT']['SCF']['SCF_GUESS'] == 'RESTART'
+    assert second.inputs.parent_calc_folder.uuid == first.outputs.remote_folder.uuid
+    # nothing computed is lost: the continued run starts from the geometry the stopped one reached
+    assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
+    assert calcs[-1].is_finished_ok
+    final = node.outputs.output_structure.get_ase()
+    oh = sorted(final.get_distance(0, i) for i in (1, 2))
+    assert oh == pytest.approx([0.97, 0.97], abs=0.03)  # PBE O-H bond length

@@ -10,12 +10,13 @@ last wavefunction and, if that is not enough, changes the SCF strategy, a bounde
 from __future__ import annotations
 
 import copy
+import re
 
 from aiida import orm
 from aiida.engine import ProcessHandlerReport, process_handler
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
-__all__ = ('SCF_STRATEGIES', 'Cp2kRestartWorkChain', 'merge_parameters')
+__all__ = ('SCF_STRATEGIES', 'Cp2kRestartWorkChain', 'geometry_steps_done', 'merge_parameters')
 
 Cp2kBaseWorkChain = WorkflowFactory('cp2k.base')
 Cp2kCalculation = CalculationFactory('cp2k')
@@ -54,6 +55,12 @@ def merge_parameters(parameters: dict, changes: dict) -> dict:
     return merged
 
 
+def geometry_steps_done(output: str) -> int:
+    """How many geometry steps a CP2K optimisation completed (step 0 is the starting point, not a step)."""
+    steps = re.findall(r'Informations at step =\s+(\d+)', output)
+    return max(map(int, steps), default=0)
+
+
 class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
     """``Cp2kBaseWorkChain`` plus a bounded SCF-recovery handler; all failures end with a named exit code."""
 
@@ -65,10 +72,41 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
             'ERROR_SCF_NOT_CONVERGED_UNRECOVERABLE',
             message='The SCF did not converge after every recovery strategy was tried: {strategies}.',
         )
+        spec.exit_code(
+            330,
+            'ERROR_NO_PROGRESS_WITHIN_WALLTIME',
+            message='Two runs in a row hit the walltime before completing one geometry step: give each job more '
+            'time (max_wallclock_seconds) or more resources.',
+        )
 
     def setup(self):
         super().setup()
         self.ctx.scf_attempt = 0
+        self.ctx.stalled_runs = 0
+
+    @process_handler(
+        priority=450,
+        exit_codes=[
+            Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
+            Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
+        ],
+    )
+    def handle_no_progress_within_walltime(self, calc):
+        """Stop, instead of restarting forever, when a geometry optimisation makes no progress within its walltime.
+
+        aiida-cp2k's handler restarts a stopped run from its wavefunction whenever an SCF finished; if the walltime
+        is shorter than one geometry step, every restart ends where the previous one did.
+        """
+        if self.ctx.inputs.parameters.get_dict().get('GLOBAL', {}).get('RUN_TYPE') not in ('GEO_OPT', 'CELL_OPT'):
+            return None
+        output = calc.outputs.retrieved.base.repository.get_object_content(calc.base.attributes.get('output_filename'))
+        if geometry_steps_done(output) > 0:
+            self.ctx.stalled_runs = 0
+            return None
+        self.ctx.stalled_runs += 1
+        if self.ctx.stalled_runs >= 2:
+            return ProcessHandlerReport(True, self.exit_codes.ERROR_NO_PROGRESS_WITHIN_WALLTIME)
+        return None
 
     @process_handler(priority=500, exit_codes=[Cp2kCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED])
     def handle_scf_not_converged(self, calc):
