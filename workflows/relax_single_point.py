@@ -17,9 +17,8 @@ from aiida_nanohetero.workflows.protocols import ProtocolMixin, deep_merge
 from aiida_nanohetero.workflows.single_point import (
     SinglePointWorkChain,
     check_cp2k_code,
-    cp2k_walltime,
-    job_options,
-    kind_sections,
+    data_files,
+    fill_cp2k_namespace,
 )
 
 __all__ = ('RelaxAndSinglePointWorkChain', 'mo_window_range', 'valence_electrons')
@@ -236,15 +235,9 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         :param labels: the builders' per-atom labels (``domain`` array); each domain gets an ``&LDOS`` list.
         :param options: calculation options (resources, max_wallclock_seconds, ...) for both steps.
         """
-        from aiida_nanohetero.workflows.cp2k_files import get_cp2k_data_files
-
         check_cp2k_code(code)
         inputs = cls.get_protocol_inputs(protocol, overrides)
-        if basis_file is None or potential_file is None:
-            defaults = get_cp2k_data_files()
-            basis_file = basis_file or defaults['basis']
-            potential_file = potential_file or defaults['potential']
-
+        files = data_files(basis_file, potential_file)
         n_electrons = valence_electrons(structure, inputs['kinds'])
         low, high = mo_window_range(n_electrons, inputs['mo_window']['occupied'], inputs['mo_window']['virtual'])
         builder = cls.get_builder()
@@ -252,31 +245,17 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         builder.vacuum = orm.Float(inputs['vacuum'])
         if labels is not None:
             builder.labels = labels
-
-        for step in ('relax', 'single_point'):
-            step_inputs = inputs[step]
-            parameters = step_inputs['cp2k']['parameters']
-            dft = parameters['FORCE_EVAL']['DFT']
-            dft['BASIS_SET_FILE_NAME'] = basis_file.filename
-            dft['POTENTIAL_FILE_NAME'] = potential_file.filename
-            parameters['FORCE_EVAL']['SUBSYS']['KIND'] = kind_sections(structure, inputs['kinds'])
-            step_options = job_options(
-                step_inputs['cp2k']['metadata']['options'], len(structure.sites), inputs['scheduler'], options, code
-            )
-            parameters['GLOBAL']['WALLTIME'] = cp2k_walltime(
-                step_options['max_wallclock_seconds'], inputs['walltime_margin']
-            )
-            if step == 'single_point':
-                _add_analysis_prints(parameters, n_electrons, low, high, labels)
-            namespace = builder[step]
-            namespace.max_iterations = orm.Int(step_inputs['max_iterations'])
-            namespace.clean_workdir = orm.Bool(step_inputs['clean_workdir'])
-            namespace.handler_overrides = orm.Dict({'restart_incomplete_calculation': {'enabled': True}})
-            namespace.cp2k.code = code
-            namespace.cp2k.parameters = orm.Dict(parameters)
-            namespace.cp2k.settings = orm.Dict(step_inputs['cp2k']['settings'])
-            namespace.cp2k.file = {'basis': basis_file, 'potential': potential_file}
-            namespace.cp2k.metadata.options = step_options
+        fill_cp2k_namespace(builder.relax, inputs['relax'], inputs, code, structure, files, options)
+        fill_cp2k_namespace(
+            builder.single_point,
+            inputs['single_point'],
+            inputs,
+            code,
+            structure,
+            files,
+            options,
+            edit=lambda parameters: _add_analysis_prints(parameters, n_electrons, low, high, labels),
+        )
         return builder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -162,38 +163,53 @@ class SinglePointWorkChain(ProtocolMixin, WorkChain):
             ``BASIS_MOLOPT`` and ``GTH_POTENTIALS`` from CP2K's data directory (stored on first use).
         :param options: calculation options (resources, max_wallclock_seconds, ...) merged over the protocol's.
         """
-        from aiida_nanohetero.workflows.cp2k_files import get_cp2k_data_files
-
         check_cp2k_code(code)
         inputs = cls.get_protocol_inputs(protocol, overrides)
-        if basis_file is None or potential_file is None:
-            defaults = get_cp2k_data_files()
-            basis_file = basis_file or defaults['basis']
-            potential_file = potential_file or defaults['potential']
-
-        cp2k = inputs['cp2k']
-        parameters = cp2k['cp2k']['parameters']
-        dft = parameters['FORCE_EVAL']['DFT']
-        dft['BASIS_SET_FILE_NAME'] = basis_file.filename
-        dft['POTENTIAL_FILE_NAME'] = potential_file.filename
-        parameters['FORCE_EVAL']['SUBSYS']['KIND'] = kind_sections(structure, inputs['kinds'])
-        options = job_options(
-            cp2k['cp2k']['metadata']['options'], len(structure.sites), inputs['scheduler'], options, code
-        )
-        parameters['GLOBAL']['WALLTIME'] = cp2k_walltime(options['max_wallclock_seconds'], inputs['walltime_margin'])
-
+        files = data_files(basis_file, potential_file)
         builder = cls.get_builder()
         builder.structure = structure
         builder.vacuum = orm.Float(inputs['vacuum'])
-        builder.cp2k.max_iterations = orm.Int(cp2k['max_iterations'])
-        builder.cp2k.clean_workdir = orm.Bool(cp2k['clean_workdir'])
-        builder.cp2k.handler_overrides = orm.Dict({'restart_incomplete_calculation': {'enabled': True}})
-        builder.cp2k.cp2k.code = code
-        builder.cp2k.cp2k.parameters = orm.Dict(parameters)
-        builder.cp2k.cp2k.settings = orm.Dict(cp2k['cp2k']['settings'])
-        builder.cp2k.cp2k.file = {'basis': basis_file, 'potential': potential_file}
-        builder.cp2k.cp2k.metadata.options = options
+        fill_cp2k_namespace(builder.cp2k, inputs['cp2k'], inputs, code, structure, files, options)
         return builder
+
+
+def data_files(basis_file=None, potential_file=None) -> dict[str, orm.SinglefileData]:
+    """The basis-set and potential nodes to use: those given, else the stored copies of CP2K's defaults."""
+    from aiida_nanohetero.workflows.cp2k_files import get_cp2k_data_files
+
+    if basis_file is None or potential_file is None:
+        defaults = get_cp2k_data_files()
+        basis_file = basis_file or defaults['basis']
+        potential_file = potential_file or defaults['potential']
+    return {'basis': basis_file, 'potential': potential_file}
+
+
+def fill_cp2k_namespace(namespace, step: Mapping, inputs: Mapping, code, structure, files, options, edit=None) -> None:
+    """Fill one ``Cp2kRestartWorkChain`` input namespace of a builder from a protocol step's inputs.
+
+    :param step: the protocol's inputs of this step (``max_iterations``, ``clean_workdir``, ``cp2k``).
+    :param inputs: all protocol inputs (``kinds``, ``scheduler``, ``walltime_margin``).
+    :param files: ``{'basis': node, 'potential': node}``.
+    :param options: the user's calculation options; they win over the protocol's and the size-derived ones.
+    :param edit: optional callable that changes the CP2K input dictionary in place before it is stored.
+    """
+    parameters = copy.deepcopy(step['cp2k']['parameters'])
+    dft = parameters['FORCE_EVAL']['DFT']
+    dft['BASIS_SET_FILE_NAME'] = files['basis'].filename
+    dft['POTENTIAL_FILE_NAME'] = files['potential'].filename
+    parameters['FORCE_EVAL']['SUBSYS']['KIND'] = kind_sections(structure, inputs['kinds'])
+    job = job_options(step['cp2k']['metadata']['options'], len(structure.sites), inputs['scheduler'], options, code)
+    parameters['GLOBAL']['WALLTIME'] = cp2k_walltime(job['max_wallclock_seconds'], inputs['walltime_margin'])
+    if edit is not None:
+        edit(parameters)
+    namespace.max_iterations = orm.Int(step['max_iterations'])
+    namespace.clean_workdir = orm.Bool(step['clean_workdir'])
+    namespace.handler_overrides = orm.Dict({'restart_incomplete_calculation': {'enabled': True}})
+    namespace.cp2k.code = code
+    namespace.cp2k.parameters = orm.Dict(parameters)
+    namespace.cp2k.settings = orm.Dict(step['cp2k']['settings'])
+    namespace.cp2k.file = dict(files)
+    namespace.cp2k.metadata.options = job
 
 
 def check_cp2k_code(code) -> None:
