@@ -139,3 +139,43 @@ def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefun
     final = node.outputs.output_structure.get_ase()
     oh = sorted(final.get_distance(0, i) for i in (1, 2))
     assert oh == pytest.approx([0.97, 0.97], abs=0.03)  # PBE O-H bond length
+
+
+@pytest.mark.cp2k
+def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
+    """A geometry optimisation that reaches MAX_ITER continues from its last geometry with more steps allowed."""
+    from aiida.engine import run_get_node
+
+    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
+    from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
+    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
+
+    bent = Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)])
+    water = orm.StructureData(ase=bent)
+    overrides = {
+        'kinds': WATER_KINDS,
+        'mo_window': {'occupied': 2, 'virtual': 2},
+        'relax': {'cp2k': {'parameters': {'MOTION': {'GEO_OPT': {'MAX_ITER': 3}}}}},
+    }
+    relax = RelaxAndSinglePointWorkChain.get_builder_from_protocol(cp2k_code, water, 'tiny', overrides).relax
+    inputs = {
+        'cp2k': {
+            'code': relax.cp2k.code,
+            'parameters': relax.cp2k.parameters,
+            'settings': relax.cp2k.settings,
+            'file': dict(relax.cp2k.file),
+            'structure': place_in_cubic_box(water, orm.Float(3.0)),
+            'metadata': {'options': dict(relax.cp2k.metadata.options)},
+        },
+        'max_iterations': orm.Int(8),
+        'handler_overrides': relax.handler_overrides,
+    }
+    _, node = run_get_node(Cp2kRestartWorkChain, **inputs)
+    assert node.is_finished_ok, node.exit_message
+    calcs = _calculations(node)
+    first, second = calcs[0], calcs[1]
+    assert first.exit_status == first.process_class.exit_codes.ERROR_MAXIMUM_NUMBER_OPTIMIZATION_STEPS_REACHED.status
+    assert second.inputs.parameters['MOTION']['GEO_OPT']['MAX_ITER'] > 3
+    assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
+    assert second.inputs.parameters['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
+    assert calcs[-1].is_finished_ok
