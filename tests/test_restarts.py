@@ -94,33 +94,12 @@ def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefun
     limit); aiida-cp2k's handler, enabled by our protocols, continues it from the last geometry and wavefunction."""
     from aiida.engine import run_get_node
 
-    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
-    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
 
-    bent = Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)])
-    water = orm.StructureData(ase=bent)
-    builder = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
-        cp2k_code, water, 'tiny', {'kinds': WATER_KINDS, 'mo_window': {'occupied': 2, 'virtual': 2}}
-    )
-    relax = builder.relax
-    parameters = relax.cp2k.parameters.get_dict()
-    parameters['GLOBAL']['WALLTIME'] = 20  # seconds: a few geometry steps of water per run, not the whole relaxation
     tight = {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}
-    parameters['MOTION']['GEO_OPT'].update(tight)
-    inputs = {
-        'cp2k': {
-            'code': relax.cp2k.code,
-            'parameters': orm.Dict(parameters),
-            'settings': relax.cp2k.settings,
-            'file': dict(relax.cp2k.file),
-            'structure': place_in_cubic_box(water, orm.Float(3.0)),
-            'metadata': {'options': dict(relax.cp2k.metadata.options)},
-        },
-        'max_iterations': orm.Int(12),
-        'handler_overrides': relax.handler_overrides,
-    }
-    _, node = run_get_node(Cp2kRestartWorkChain, **inputs)
+    # WALLTIME 20 s: a few geometry steps of water per run, not the whole relaxation
+    parameters = {'GLOBAL': {'WALLTIME': 20}, 'MOTION': {'GEO_OPT': tight}}
+    _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation(cp2k_code, parameters, max_iterations=12))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     assert len(calcs) >= 2
@@ -146,31 +125,10 @@ def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
     """A geometry optimisation that reaches MAX_ITER continues from its last geometry with more steps allowed."""
     from aiida.engine import run_get_node
 
-    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
-    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
 
-    bent = Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)])
-    water = orm.StructureData(ase=bent)
-    overrides = {
-        'kinds': WATER_KINDS,
-        'mo_window': {'occupied': 2, 'virtual': 2},
-        'relax': {'cp2k': {'parameters': {'MOTION': {'GEO_OPT': {'MAX_ITER': 3}}}}},
-    }
-    relax = RelaxAndSinglePointWorkChain.get_builder_from_protocol(cp2k_code, water, 'tiny', overrides).relax
-    inputs = {
-        'cp2k': {
-            'code': relax.cp2k.code,
-            'parameters': relax.cp2k.parameters,
-            'settings': relax.cp2k.settings,
-            'file': dict(relax.cp2k.file),
-            'structure': place_in_cubic_box(water, orm.Float(3.0)),
-            'metadata': {'options': dict(relax.cp2k.metadata.options)},
-        },
-        'max_iterations': orm.Int(8),
-        'handler_overrides': relax.handler_overrides,
-    }
-    _, node = run_get_node(Cp2kRestartWorkChain, **inputs)
+    parameters = {'MOTION': {'GEO_OPT': {'MAX_ITER': 3}}}
+    _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation(cp2k_code, parameters, max_iterations=8))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     first, second = calcs[0], calcs[1]
@@ -179,3 +137,27 @@ def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
     assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
     assert second.inputs.parameters['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
     assert calcs[-1].is_finished_ok
+
+
+def _water_relaxation(code, parameters: dict, max_iterations: int) -> dict:
+    """Inputs of a ``Cp2kRestartWorkChain`` relaxing a bent water molecule with the tiny protocol's relaxation step,
+    with ``parameters`` merged into its CP2K input."""
+    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
+    from aiida_nanohetero.workflows.cp2k_base import merge_parameters
+    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
+
+    water = orm.StructureData(ase=Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)]))
+    overrides = {'kinds': WATER_KINDS, 'mo_window': {'occupied': 2, 'virtual': 2}}
+    relax = RelaxAndSinglePointWorkChain.get_builder_from_protocol(code, water, 'tiny', overrides).relax
+    return {
+        'cp2k': {
+            'code': relax.cp2k.code,
+            'parameters': orm.Dict(merge_parameters(relax.cp2k.parameters.get_dict(), parameters)),
+            'settings': relax.cp2k.settings,
+            'file': dict(relax.cp2k.file),
+            'structure': place_in_cubic_box(water, orm.Float(3.0)),
+            'metadata': {'options': dict(relax.cp2k.metadata.options)},
+        },
+        'max_iterations': orm.Int(max_iterations),
+        'handler_overrides': relax.handler_overrides,
+    }
