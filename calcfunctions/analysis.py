@@ -10,7 +10,6 @@ retrieved files, call them and store the results (arrays in ``ArrayData``, the s
 
 from __future__ import annotations
 
-import fnmatch
 import io
 
 import numpy as np
@@ -18,24 +17,17 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_nanohetero.analysis import (
-    DEFAULT_IPR_METHOD,
     IPR_METHODS,
     analyse_orbitals,
     read_mo_coefficients,
     read_overlap_csr,
     summarise_orbitals,
 )
+from aiida_nanohetero.calcfunctions.cp2k import retrieved_file
 
 __all__ = ('INTERFACE_DOMAIN', 'atom_domain_names', 'compute_ipr', 'parse_orbitals', 'summarise_model')
 
 INTERFACE_DOMAIN = 'interface'
-
-
-def _one_file(retrieved: orm.FolderData, pattern: str) -> str:
-    names = fnmatch.filter(retrieved.base.repository.list_object_names(), pattern)
-    if len(names) != 1:
-        raise ValueError(f'expected one {pattern} file in the retrieved folder, found {names or "none"}')
-    return names[0]
 
 
 def atom_domain_names(labels: orm.ArrayData | None, n_atoms: int) -> np.ndarray:
@@ -60,7 +52,7 @@ def parse_orbitals(retrieved: orm.FolderData) -> orm.ArrayData:
     ``ao_atom`` (0-based atom of each AO), ``atom_elements``. Attributes: ``homo_index``, ``lumo_index``,
     ``homo_ev``, ``lumo_ev``, ``gap_ev``, ``n_ao``, ``n_atoms``, ``source_file``.
     """
-    name = _one_file(retrieved, '*.MOLog')
+    name = retrieved_file(retrieved, '*.MOLog')
     window = read_mo_coefficients(io.StringIO(retrieved.base.repository.get_object_content(name)))
     energies = window.energies_ev
     occupied = np.flatnonzero(window.occupations > 1e-6)
@@ -139,7 +131,7 @@ def read_overlap_csr_from(retrieved: orm.FolderData, n_ao: int):
     import pathlib
     import tempfile
 
-    name = _one_file(retrieved, '*.csr')
+    name = retrieved_file(retrieved, '*.csr')
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / name
         path.write_bytes(retrieved.base.repository.get_object_content(name, mode='rb'))
@@ -165,6 +157,3 @@ def summarise_model(ipr: orm.ArrayData, threshold: orm.Float) -> orm.Dict:
     summary['ipr_method'] = ipr.base.attributes.get('method')
     summary['ipr_threshold'] = threshold.value
     return orm.Dict(summary)
-
-
-DEFAULT_METHOD = DEFAULT_IPR_METHOD

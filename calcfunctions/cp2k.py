@@ -10,10 +10,25 @@ from aiida.engine import calcfunction
 
 from aiida_nanohetero.analysis.molog import HARTREE_TO_EV, OrbitalEnergies, read_mo_coefficients, read_mo_eigenvalues
 
-__all__ = ('MOLOG_PATTERN', 'in_cubic_box', 'parse_orbital_energies', 'place_in_cubic_box', 'read_orbital_energies')
+__all__ = (
+    'MOLOG_PATTERN',
+    'in_cubic_box',
+    'parse_orbital_energies',
+    'place_in_cubic_box',
+    'read_orbital_energies',
+    'retrieved_file',
+)
 
 #: The ``&MO`` output file of a CP2K calculation (``<project>-<FILENAME>-1_0.MOLog``).
 MOLOG_PATTERN = '*.MOLog'
+
+
+def retrieved_file(retrieved: orm.FolderData, pattern: str) -> str:
+    """The name of the one file of a retrieved folder that matches ``pattern``; raises if none or several do."""
+    names = fnmatch.filter(retrieved.base.repository.list_object_names(), pattern)
+    if len(names) != 1:
+        raise ValueError(f'expected one {pattern} file in the retrieved folder, found {names or "none"}')
+    return names[0]
 
 
 def in_cubic_box(atoms, vacuum: float):
@@ -59,10 +74,8 @@ def parse_orbital_energies(retrieved: orm.FolderData) -> orm.ArrayData:
     Attributes: ``n_electrons``, ``homo_index`` and ``lumo_index`` (MO indices), ``homo_ev``, ``lumo_ev``,
     ``gap_ev``, ``source_file``: all queryable with the QueryBuilder.
     """
-    names = fnmatch.filter(retrieved.base.repository.list_object_names(), MOLOG_PATTERN)
-    if len(names) != 1:
-        raise ValueError(f'expected one {MOLOG_PATTERN} file in the retrieved folder, found {names or "none"}')
-    text = retrieved.base.repository.get_object_content(names[0])
+    name = retrieved_file(retrieved, MOLOG_PATTERN)
+    text = retrieved.base.repository.get_object_content(name)
     orbitals = read_orbital_energies(text)
     energies = orbitals.energies * HARTREE_TO_EV
     node = orm.ArrayData()
@@ -81,7 +94,7 @@ def parse_orbital_energies(retrieved: orm.FolderData) -> orm.ArrayData:
             'homo_ev': float(energies[homo]),
             'lumo_ev': float(energies[lumo]),
             'gap_ev': float(energies[lumo] - energies[homo]),
-            'source_file': names[0],
+            'source_file': name,
         }
     )
     return node

@@ -129,6 +129,7 @@ class HeterostructureCampaignWorkChain(WorkChain):
         overrides = self.inputs.overrides.get_dict() if 'overrides' in self.inputs else None
         options = self.inputs.options.get_dict() if 'options' in self.inputs else None
         running = {}
+        every_model = _group(MODELS_GROUP, 'Every model of every nanohetero campaign')
         for key, model in self.ctx.models.items():
             builder = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
                 self.inputs.code, model['structure'], protocol, overrides, labels=model['labels'], options=options
@@ -150,7 +151,7 @@ class HeterostructureCampaignWorkChain(WorkChain):
                 }
             )
             self.ctx.group.add_nodes(node)
-            _group(MODELS_GROUP, 'Every model of every nanohetero campaign').add_nodes(node)
+            every_model.add_nodes(node)
             running[key] = node
             self.report(f'{key}: RelaxAndSinglePointWorkChain<{node.pk}>')
         return ToContext(**{f'run_{key}': node for key, node in running.items()})
