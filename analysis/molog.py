@@ -20,6 +20,7 @@ __all__ = (
     'MOCoefficients',
     'MOLogFormatError',
     'OrbitalEnergies',
+    'ground_state_occupations',
     'read_mo_coefficients',
     'read_mo_eigenvalues',
 )
@@ -36,6 +37,31 @@ _SUM = re.compile(r'^\s*MO\|\s+Sum:\s+(-?\d+\.\d+)')
 
 class MOLogFormatError(AnalysisInputError):
     """A ``.MOLog`` file is truncated, corrupted or of an unsupported kind (for example spin-polarised)."""
+
+
+def ground_state_occupations(indices: np.ndarray, occupations: np.ndarray, full: float = 2.0) -> np.ndarray:
+    """Aufbau (T = 0) occupations of a closed-shell list of orbitals that may carry Fermi-smeared occupations.
+
+    With ``&SMEAR`` CP2K writes fractional occupations around the Fermi level; the HOMO and LUMO (and every
+    quantity defined from them) are those of the aufbau filling of the same orbitals: the lowest N/2 orbitals
+    doubly occupied. N is counted from the list: the orbitals below its first index are taken as full (they lie
+    far below the Fermi level when the list is a window around the gap). Integer occupations are returned as is.
+
+    :raises MOLogFormatError: the electron count is not even (an open-shell system, or orbitals below the list
+        that are not full).
+    """
+    occupations = np.asarray(occupations, dtype=np.float64)
+    tol = 1e-6
+    if np.all((occupations < tol) | (np.abs(occupations - full) < tol)):
+        return occupations
+    electrons = full * (int(indices[0]) - 1) + float(occupations.sum())
+    n_occupied = electrons / full
+    if abs(n_occupied - round(n_occupied)) > 0.02:
+        raise MOLogFormatError(
+            f'smeared occupations add up to {electrons:.4f} electrons (with orbitals 1-{int(indices[0]) - 1} full): '
+            'not a closed-shell count, so the HOMO is not defined'
+        )
+    return np.where(np.asarray(indices) <= round(n_occupied), full, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +134,9 @@ def read_mo_eigenvalues(source: str | os.PathLike | io.TextIOBase) -> OrbitalEne
             raise MOLogFormatError(
                 f'occupations add up to {occupations.sum():.6f}, but CP2K wrote Sum: {total:.6f}: corrupted file'
             )
-        return OrbitalEnergies(indices=indices, energies=data[:, 1], occupations=occupations)
+        return OrbitalEnergies(
+            indices=indices, energies=data[:, 1], occupations=ground_state_occupations(indices, occupations)
+        )
     raise MOLogFormatError('the MO eigenvalue table is incomplete (no "Sum:" line): the file is truncated')
 
 
@@ -238,7 +266,7 @@ def read_mo_coefficients(source: str | os.PathLike | io.TextIOBase) -> MOCoeffic
     return MOCoefficients(
         indices=indices,
         energies=np.concatenate(energies),
-        occupations=np.concatenate(occupations),
+        occupations=ground_state_occupations(indices, np.concatenate(occupations)),
         coefficients=np.ascontiguousarray(np.hstack(blocks)),
         ao_atom=ao_atom,
         ao_labels=labels[:, 3].astype(str),

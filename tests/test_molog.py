@@ -78,3 +78,20 @@ def test_no_virtual_orbitals_is_explained():
     with pytest.raises(MOLogFormatError, match='ADDED_MOS'):
         _ = orbitals.gap
     assert np.all(orbitals.occupations == 2.0)
+
+
+def test_smeared_occupations_give_the_aufbau_homo():
+    """Fermi-Dirac smearing (the SCF handler's last resort) writes fractional occupations around the gap: the
+    HOMO/LUMO are those of the T = 0 filling of the same orbitals."""
+    import numpy as np
+
+    from aiida_nanohetero.analysis.molog import MOLogFormatError, ground_state_occupations
+
+    indices = np.arange(11, 17)  # orbitals 1-10 below the window are full: 20 electrons there
+    smeared = np.array([2.0, 1.999, 1.95, 0.04, 0.011, 0.0])  # 6.0 electrons in the window: 26 in all
+    np.testing.assert_array_equal(ground_state_occupations(indices, smeared), [2, 2, 2, 0, 0, 0])
+    integer = np.array([2.0, 2.0, 0.0, 0.0])
+    assert ground_state_occupations(np.arange(1, 5), integer) is not None
+    np.testing.assert_array_equal(ground_state_occupations(np.arange(1, 5), integer), integer)
+    with pytest.raises(MOLogFormatError, match='closed-shell'):
+        ground_state_occupations(indices, np.array([2.0, 1.5, 0.5, 0.5, 0.0, 0.0]))

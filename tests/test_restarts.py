@@ -24,6 +24,9 @@ def test_final_scf_check():
     assert final_scf_converged(failed + converged) is True  # a geometry step recovered
     assert final_scf_converged(converged + failed) is False
     assert final_scf_converged('no scf here') is None
+    # OT with an outer loop reports on the outer loop only
+    assert final_scf_converged('  outer SCF loop converged in   3 iterations or   22 steps\n') is True
+    assert final_scf_converged(' outer SCF loop FAILED to converge after   4 iterations or  200 steps\n') is False
 
 
 def test_geometry_steps_done():
@@ -31,6 +34,26 @@ def test_geometry_steps_done():
     assert geometry_steps_done(output) == 3
     assert geometry_steps_done(' --------  Informations at step =     0 ------------\n') == 0
     assert geometry_steps_done('') == 0
+
+
+def test_an_ot_override_gets_ot_settings_and_ot_strategies():
+    """The protocols diagonalise; a user who switches a step to OT gets an input CP2K accepts (no mixing, smearing
+    or ADDED_MOS left over) and, on SCF failures, strategies that change only OT keywords."""
+    from aiida_nanohetero.workflows.cp2k_base import OT_SCF_STRATEGIES, uses_ot
+    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
+
+    ot = {'OT': {'MINIMIZER': 'DIIS', 'PRECONDITIONER': 'FULL_SINGLE_INVERSE'}}
+    overrides = {'relax': {'cp2k': {'parameters': {'FORCE_EVAL': {'DFT': {'SCF': ot}}}}}}
+    inputs = RelaxAndSinglePointWorkChain.get_protocol_inputs('tiny', overrides)
+    relax = inputs['relax']['cp2k']['parameters']
+    single_point = inputs['single_point']['cp2k']['parameters']
+    assert uses_ot(relax) and not uses_ot(single_point)
+    scf = relax['FORCE_EVAL']['DFT']['SCF']
+    assert not {'DIAGONALIZATION', 'MIXING', 'SMEAR'} & set(scf) and scf['ADDED_MOS'] == 0
+    assert 'SMEAR' in single_point['FORCE_EVAL']['DFT']['SCF']
+    assert not uses_ot({'FORCE_EVAL': {'DFT': {'SCF': {'OT': {'_': 'OFF'}}}}})
+    for _, changes in OT_SCF_STRATEGIES[1:]:
+        assert set(changes['FORCE_EVAL']['DFT']['SCF']) == {'OT'}
 
 
 def _water_builder(code, max_scf: int):
@@ -127,7 +150,9 @@ def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
 
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
 
-    parameters = {'MOTION': {'GEO_OPT': {'MAX_ITER': 3}}}
+    # CP2K's default thresholds (the tiny protocol's are loose enough for water to converge within 3 steps)
+    default = {'MAX_FORCE': 4.5e-4, 'RMS_FORCE': 3.0e-4, 'MAX_DR': 3.0e-3, 'RMS_DR': 1.5e-3}
+    parameters = {'MOTION': {'GEO_OPT': {'MAX_ITER': 3, **default}}}
     _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation(cp2k_code, parameters, max_iterations=8))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)

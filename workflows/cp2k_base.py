@@ -1,10 +1,12 @@
 """``nanohetero.cp2k``: aiida-cp2k's ``Cp2kBaseWorkChain`` with the restart handlers our runs need.
 
-aiida-cp2k's own handler (``restart_incomplete_calculation``, enabled here by default) continues a calculation
-that stopped at CP2K's ``GLOBAL/WALLTIME``, was killed by the scheduler, or ran out of geometry steps, from
-the last geometry and wavefunction. It gives up on an SCF that did not converge unless the SCF gradient was
-already small. :meth:`Cp2kRestartWorkChain.handle_scf_not_converged` takes over there: it restarts from the
-last wavefunction and, if that is not enough, changes the SCF strategy, a bounded number of times.
+aiida-cp2k's own handler (``restart_incomplete_calculation``, enabled by our protocols) continues a calculation
+that stopped at CP2K's ``GLOBAL/WALLTIME``, stopped with a truncated output, or ran out of geometry steps, from
+the last geometry and wavefunction; :meth:`Cp2kRestartWorkChain.handle_scheduler_walltime` does the same for a
+job that the scheduler killed at its walltime (exit code 120). aiida-cp2k's handler gives up on an SCF that did
+not converge unless the SCF gradient was already small. :meth:`Cp2kRestartWorkChain.handle_scf_not_converged`
+takes over there: it restarts from the last wavefunction and, if that is not enough, changes the SCF strategy, a
+bounded number of times.
 """
 
 from __future__ import annotations
@@ -16,13 +18,22 @@ from aiida import orm
 from aiida.engine import ProcessHandlerReport, process_handler
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
-__all__ = ('SCF_STRATEGIES', 'Cp2kRestartWorkChain', 'geometry_steps_done', 'merge_parameters')
+__all__ = (
+    'OT_SCF_STRATEGIES',
+    'SCF_STRATEGIES',
+    'Cp2kRestartWorkChain',
+    'geometry_steps_done',
+    'merge_parameters',
+    'uses_ot',
+)
 
 Cp2kBaseWorkChain = WorkflowFactory('cp2k.base')
 Cp2kCalculation = CalculationFactory('cp2k')
 
 #: What to change, in this order, after each SCF that did not converge: (description, CP2K input to merge).
-#: Every attempt also restarts from the last wavefunction when the failed run wrote one.
+#: Every attempt also restarts from the last wavefunction when the failed run wrote one. Diagonalisation runs (our
+#: protocols) get gentler mixing, then stronger smearing; OT runs (a user's override) get a preconditioner built
+#: for small gaps, then the more robust conjugate-gradient minimiser.
 SCF_STRATEGIES: tuple[tuple[str, dict], ...] = (
     ('restart from the last wavefunction, twice as many SCF steps', {}),
     (
@@ -30,16 +41,34 @@ SCF_STRATEGIES: tuple[tuple[str, dict], ...] = (
         {'FORCE_EVAL': {'DFT': {'SCF': {'MIXING': {'METHOD': 'BROYDEN_MIXING', 'ALPHA': 0.1, 'NBROYDEN': 12}}}}},
     ),
     (
-        'Fermi-Dirac smearing at 300 K',
+        'Fermi-Dirac smearing at 2000 K',
         {
             'FORCE_EVAL': {
                 'DFT': {
-                    'SCF': {'SMEAR': {'_': 'ON', 'METHOD': 'FERMI_DIRAC', 'ELECTRONIC_TEMPERATURE': 300}},
+                    'SCF': {'SMEAR': {'_': 'ON', 'METHOD': 'FERMI_DIRAC', 'ELECTRONIC_TEMPERATURE': 2000}},
                 }
             }
         },
     ),
 )
+OT_SCF_STRATEGIES: tuple[tuple[str, dict], ...] = (
+    ('restart from the last wavefunction, twice as many SCF steps', {}),
+    (
+        'OT with the FULL_ALL preconditioner and a small-gap estimate',
+        {'FORCE_EVAL': {'DFT': {'SCF': {'OT': {'PRECONDITIONER': 'FULL_ALL', 'ENERGY_GAP': 0.002}}}}},
+    ),
+    (
+        'OT with the conjugate-gradient minimiser',
+        {'FORCE_EVAL': {'DFT': {'SCF': {'OT': {'MINIMIZER': 'CG', 'LINESEARCH': '2PNT'}}}}},
+    ),
+)
+
+
+def uses_ot(parameters: dict) -> bool:
+    """Whether a CP2K input minimises with OT (``&SCF/&OT`` present and not switched off)."""
+    ot = parameters.get('FORCE_EVAL', {}).get('DFT', {}).get('SCF', {}).get('OT')
+    return isinstance(ot, dict) and str(ot.get('_', 'ON')).upper() not in ('OFF', 'F', 'FALSE', '.FALSE.')
+
 
 WFN_FILE = 'aiida-RESTART.wfn'
 
@@ -89,6 +118,7 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
         exit_codes=[
             Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
             Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
+            Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
         ],
     )
     def handle_no_progress_within_walltime(self, calc):
@@ -108,15 +138,31 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
             return ProcessHandlerReport(True, self.exit_codes.ERROR_NO_PROGRESS_WITHIN_WALLTIME)
         return None
 
+    @process_handler(priority=402, exit_codes=[Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
+    def handle_scheduler_walltime(self, calc):
+        """Continue a job that the scheduler killed at its walltime, like one that CP2K stopped itself.
+
+        aiida-cp2k's ``restart_incomplete_calculation`` acts on CP2K's own walltime stop (400) and on a truncated
+        output (303), but not on the scheduler's exit code (120) that our parser keeps for a job killed by the
+        scheduler: this handler hands such a job to the same logic, which continues it from the last geometry and
+        wavefunction found in the killed job's remote folder (or stops with ``NO_RESTART_DATA`` if it wrote none).
+        """
+        self.report(
+            f'{calc.process_label}<{calc.pk}> was killed by the scheduler at its walltime '
+            f'({calc.get_option("max_wallclock_seconds")} s): continuing it from what it wrote'
+        )
+        return Cp2kBaseWorkChain.restart_incomplete_calculation.__wrapped__(self, calc)
+
     @process_handler(priority=500, exit_codes=[Cp2kCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED])
     def handle_scf_not_converged(self, calc):
         """Restart from the last wavefunction with the next SCF strategy; stop once all were tried."""
-        if self.ctx.scf_attempt >= len(SCF_STRATEGIES):
-            tried = '; '.join(description for description, _ in SCF_STRATEGIES)
+        strategies = OT_SCF_STRATEGIES if uses_ot(self.ctx.inputs.parameters.get_dict()) else SCF_STRATEGIES
+        if self.ctx.scf_attempt >= len(strategies):
+            tried = '; '.join(description for description, _ in strategies)
             return ProcessHandlerReport(
                 True, self.exit_codes.ERROR_SCF_NOT_CONVERGED_UNRECOVERABLE.format(strategies=tried)
             )
-        description, changes = SCF_STRATEGIES[self.ctx.scf_attempt]
+        description, changes = strategies[self.ctx.scf_attempt]
         self.ctx.scf_attempt += 1
 
         parameters = self.ctx.inputs.parameters.get_dict()
@@ -138,7 +184,7 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
         self.ctx.inputs.parameters = orm.Dict(parameters)
         self.report(
             f'SCF of {calc.process_label}<{calc.pk}> did not converge: attempt {self.ctx.scf_attempt} of '
-            f'{len(SCF_STRATEGIES)}, {description}'
+            f'{len(strategies)}, {description}'
             + (', from its wavefunction' if wrote_wavefunction else ' (no wavefunction written)')
         )
         return ProcessHandlerReport(True)

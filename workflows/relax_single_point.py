@@ -12,7 +12,7 @@ from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_nanohetero.calcfunctions.analysis import compute_ipr, parse_orbitals, summarise_model
 from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
-from aiida_nanohetero.workflows.cp2k_base import WFN_FILE, Cp2kRestartWorkChain, merge_parameters
+from aiida_nanohetero.workflows.cp2k_base import WFN_FILE, Cp2kRestartWorkChain, merge_parameters, uses_ot
 from aiida_nanohetero.workflows.protocols import ProtocolMixin, deep_merge
 from aiida_nanohetero.workflows.single_point import (
     SinglePointWorkChain,
@@ -215,6 +215,8 @@ class RelaxAndSinglePointWorkChain(ProtocolMixin, WorkChain):
         inputs['relax']['cp2k']['settings'].pop('additional_retrieve_list', None)
         if overrides:
             inputs = deep_merge(inputs, overrides, strict=True, open_keys=cls._open_override_keys)
+        for step in ('relax', 'single_point'):
+            _drop_diagonalisation_under_ot(inputs[step]['cp2k']['parameters'])
         return inputs
 
     @classmethod
@@ -276,6 +278,15 @@ def _add_analysis_prints(parameters: dict, n_electrons: int, low: int, high: int
             # one LIST keyword per 40 atoms keeps CP2K's input lines short
             lists.append({'LIST': [' '.join(map(str, atoms[i : i + 40])) for i in range(0, atoms.size, 40)]})
         dft['PRINT']['PDOS']['LDOS'] = lists
+
+
+def _drop_diagonalisation_under_ot(parameters: dict) -> None:
+    """An OT step inherits the single point's diagonalisation settings: remove what OT does not take."""
+    scf = parameters.get('FORCE_EVAL', {}).get('DFT', {}).get('SCF', {})
+    if uses_ot(parameters):
+        for key in ('DIAGONALIZATION', 'MIXING', 'SMEAR'):
+            scf.pop(key, None)
+        scf['ADDED_MOS'] = 0
 
 
 def _validate_ipr_method(value, _ctx=None):
