@@ -9,6 +9,10 @@ import click
 
 from aiida_nanohetero.cli import clean_errors, pass_context
 
+#: The demo's campaign: ``tiny`` finishes in minutes here; ``mini`` takes hours on 2 cores.
+DEFAULT_PROTOCOL = 'tiny'
+EXPECTED = {'tiny': 'about 15 minutes', 'mini': 'several hours'}
+
 
 class _ReportHandler(logging.Handler):
     """Shows the work chains' REPORT messages while they run, so the user sees progress."""
@@ -37,50 +41,75 @@ def _run_with_progress(builder):
 
 @click.command('demo')
 @click.option('--halide', type=click.Choice(['Cl', 'Br', 'I']), default='Br', show_default=True)
-@click.option('--protocol', default='tiny', show_default=True, help='CP2K protocol: tiny, mini or paper.')
+@click.option(
+    '--protocol',
+    type=click.Choice(['tiny', 'mini']),
+    default=DEFAULT_PROTOCOL,
+    show_default=True,
+    help='tiny: 11/45/56-atom models (minutes); mini: 64/77/141 atoms (hours on 2 cores, see the README).',
+)
 @click.option('--code', 'code_label', default=None, help='CP2K code label (default: the one `nanohetero setup` made).')
+@click.option(
+    '--out',
+    'out_dir',
+    type=click.Path(file_okay=False),
+    default='nanohetero-figures',
+    show_default=True,
+    help='Folder for the figures and tables of the campaign.',
+)
 @pass_context
 @clean_errors
-def demo(obj, halide, protocol, code_label):
-    """Build the smallest CsPbX3 cube (Cs4PbX6, n = 1), run a real CP2K single point through AiiDA, read its orbitals.
+def demo(obj, halide, protocol, code_label, out_dir):
+    """Run the campaign for one halide on this machine: build the half-sphere, the cube and the heterostructure,
+    relax each with CP2K, run the single point, analyse the orbitals, and write the figures.
 
-    Runs in the foreground (no daemon needed) and prints what ran, how long it took and the HOMO-LUMO gap.
+    Runs in the foreground (no daemon needed), shows the work chains' progress, then prints every model's
+    result (`nanohetero status CAMPAIGN` shows the same table later) and where the figures are.
     """
     from aiida import orm
 
-    from aiida_nanohetero.calcfunctions.builders import build_perovskite_cube
+    from aiida_nanohetero.cli.status import print_campaign
     from aiida_nanohetero.profiles.setup import find_setup_code
-    from aiida_nanohetero.workflows.single_point import SinglePointWorkChain
+    from aiida_nanohetero.workflows.campaign import HeterostructureCampaignWorkChain
 
     profile = obj.load_profile()
     code = find_setup_code(code_label)
     click.echo(f'Profile {profile.name}, code {code.full_label} ({code.filepath_executable})')
+    click.echo(
+        f'Running the {protocol} campaign for {halide}: half-sphere, cube and heterostructure, each relaxed, '
+        f'single-pointed and analysed ({EXPECTED[protocol]} on 2 cores)...'
+    )
+    builder = HeterostructureCampaignWorkChain.get_builder()
+    builder.code = code
+    builder.protocol = orm.Str(protocol)
+    builder.halides = orm.List([halide])
     start = time.monotonic()
-
-    model = build_perovskite_cube(n=orm.Int(1), halide=orm.Str(halide))['structure']
-    click.echo(f'Built {model.get_formula()} ({len(model.sites)} atoms): StructureData<{model.pk}>')
-    builder = SinglePointWorkChain.get_builder_from_protocol(code, model, protocol=protocol)
-    click.echo(f'Running CP2K single point, protocol "{protocol}" (about a minute on 2 cores for the tiny protocol)...')
-
     _, node = _run_with_progress(builder)
     elapsed = time.monotonic() - start
 
-    if not node.is_finished_ok:
+    click.echo('')
+    print_campaign(node)
+    click.echo(f'Wall time {elapsed / 60:.1f} min.')
+    if not node.is_finished_ok and 'models' not in node.outputs:
         raise click.ClickException(
-            f'SinglePointWorkChain<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}; '
-            f'see `verdi process report {node.pk}`.'
+            f'campaign {node.pk} failed with exit status {node.exit_status}: {node.exit_message}; '
+            f'see `verdi -p {profile.name} process report {node.pk}`.'
         )
-    orbitals = node.outputs.orbitals.base.attributes
-    energy = node.outputs.output_parameters['energy']
-    click.secho('\nDone.', fg='green')
-    click.echo(f'  model                {model.get_formula()}  (StructureData<{model.pk}>)')
-    click.echo(f'  work chain           SinglePointWorkChain<{node.pk}>')
-    click.echo(f'  wall time            {elapsed:.1f} s')
-    click.echo(f'  total energy         {energy:.8f} Ha')
-    click.echo(f'  valence electrons    {orbitals.get("n_electrons"):.0f}')
-    click.echo(
-        f'  HOMO / LUMO          {orbitals.get("homo_ev"):.3f} / {orbitals.get("lumo_ev"):.3f} eV '
-        f'(MO {orbitals.get("homo_index")} / {orbitals.get("lumo_index")})'
-    )
-    click.secho(f'  HOMO-LUMO gap        {orbitals.get("gap_ev"):.3f} eV', bold=True)
+    _write_figures(node, out_dir)
     click.echo(f'Provenance graph: verdi -p {profile.name} node graph generate {node.pk}')
+    if not node.is_finished_ok:
+        raise click.ClickException(f'campaign {node.pk}: {node.exit_message}')
+    click.secho('Done.', fg='green')
+
+
+def _write_figures(node, out_dir: str) -> None:
+    """Figure 4's panels of the models this campaign finished, and the table of plotted data."""
+    try:
+        from aiida_nanohetero.analysis.figures import write_campaign_figures
+    except ImportError:  # the figures module is optional for the demo's CP2K part
+        click.echo('Figures: not available in this version (nanohetero figures).')
+        return
+    written = write_campaign_figures(node, out_dir)
+    click.echo(f'Figures and tables in {out_dir}/:')
+    for path in written:
+        click.echo(f'  {path}')

@@ -66,3 +66,26 @@ def cube_single_point(cp2k_code):
     builder = SinglePointWorkChain.get_builder_from_protocol(cp2k_code, model, protocol='tiny')
     _, node = run_get_node(builder)
     return node
+
+
+@pytest.fixture(scope='session')
+def tiny_campaign(cp2k_code):
+    """The ``tiny`` campaign for X = Br, end to end with real CP2K: the half-sphere, the cube and the
+    heterostructure built, relaxed, single-pointed and analysed (the most expensive fixture of the suite)."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_nanohetero.workflows.campaign import HeterostructureCampaignWorkChain
+
+    builder = HeterostructureCampaignWorkChain.get_builder()
+    builder.code = cp2k_code
+    builder.protocol = orm.Str('tiny')
+    builder.halides = orm.List(['Br'])
+    _, node = run_get_node(builder)
+    return node
+
+
+@pytest.fixture(scope='session')
+def tiny_cube(tiny_campaign):
+    """The campaign's n = 1 CsPbBr3 cube (Cs4PbBr6): its RelaxAndSinglePointWorkChain."""
+    return tiny_campaign.base.links.get_outgoing(link_label_filter='cube_Br').one().node

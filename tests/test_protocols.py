@@ -184,3 +184,30 @@ def test_a_code_without_mpi_gets_one_process(aiida_localhost, cube_structure):
     options = builder.cp2k.cp2k.metadata.options
     assert options.withmpi is False
     assert options.resources == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+
+
+def test_campaign_refuses_bad_input_before_anything_runs(fake_cp2k_code, aiida_localhost):
+    """Unknown halide or protocol, a code that is not CP2K, a useless concurrency limit: refused on validation."""
+    from aiida.engine import run_get_node
+
+    from aiida_nanohetero.workflows.campaign import HeterostructureCampaignWorkChain
+
+    def launch(**inputs):
+        with pytest.raises(ValueError) as error:  # the builder, or the launch, refuses it
+            builder = HeterostructureCampaignWorkChain.get_builder()
+            builder.code = fake_cp2k_code
+            for name, value in inputs.items():
+                setattr(builder, name, value)
+            run_get_node(builder)
+        return str(error.value)
+
+    assert 'unknown halide(s) F' in launch(halides=orm.List(['Br', 'F']))
+    assert 'huge' in launch(protocol=orm.Str('huge'))
+    assert 'max_concurrent must be at least 1' in launch(max_concurrent=orm.Int(0))
+    adder = orm.InstalledCode(
+        label='adder',
+        computer=aiida_localhost,
+        filepath_executable='/bin/true',
+        default_calc_job_plugin='core.arithmetic.add',
+    ).store()
+    assert 'not "cp2k"' in launch(code=adder)

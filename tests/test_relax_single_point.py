@@ -1,5 +1,6 @@
-"""RelaxAndSinglePointWorkChain end to end with real CP2K on the n = 1 cube: relaxation, single point from the
-relaxed wavefunction, and the orbital analysis calcfunctions, cross-checked against CP2K's own PDOS."""
+"""RelaxAndSinglePointWorkChain end to end with real CP2K on the n = 1 cube of the ``tiny`` campaign: relaxation,
+single point from the relaxed wavefunction, and the orbital analysis calcfunctions, cross-checked against CP2K's
+own PDOS."""
 
 from __future__ import annotations
 
@@ -11,31 +12,10 @@ from aiida import orm
 
 pytestmark = pytest.mark.cp2k
 
-#: Loose geometry thresholds keep the relaxation to a couple of steps on 2 cores; the physics is the protocol's.
-LOOSE_RELAX = {
-    'relax': {
-        'cp2k': {
-            'parameters': {
-                'MOTION': {'GEO_OPT': {'MAX_FORCE': 1.5e-2, 'RMS_FORCE': 1.0e-2, 'MAX_DR': 0.2, 'RMS_DR': 0.1}}
-            }
-        }
-    }
-}
-
-
 @pytest.fixture(scope='session')
-def cube_relax_single_point(cp2k_code):
-    from aiida.engine import run_get_node
-
-    from aiida_nanohetero.calcfunctions.builders import build_perovskite_cube
-    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
-
-    model = build_perovskite_cube(n=orm.Int(1), halide=orm.Str('Br'))
-    builder = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
-        cp2k_code, model['structure'], 'tiny', LOOSE_RELAX, labels=model['labels']
-    )
-    _, node = run_get_node(builder)
-    return node
+def cube_relax_single_point(tiny_cube):
+    """The tiny campaign's cube (shared with the campaign tests: one real CP2K run serves both)."""
+    return tiny_cube
 
 
 def _calcs(workchain) -> list[orm.CalcJobNode]:

@@ -1,0 +1,107 @@
+"""Wall time and SCF iterations of a whole campaign on this machine, per model and per CP2K job.
+
+Runs ``HeterostructureCampaignWorkChain`` for one protocol and a set of halides in a throw-away AiiDA profile
+(the embedded default of ``profiles/local.yaml``: SQLite, no services, CP2K from PATH), in the foreground, and
+prints for every model: atoms, wall time, geometry steps, SCF iterations of the relaxation and of the single
+point, the HOMO-LUMO gap. Then the total wall time of the campaign.
+
+    python benchmarks/bench_campaign.py --protocol tiny --halides Br
+    python benchmarks/bench_campaign.py --protocol mini --halides Br --keep /tmp/mini-campaign.aiida
+
+``--keep FILE`` exports the finished campaign (an AiiDA archive with its whole provenance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+import time
+
+os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-campaign-aiida-'))
+
+
+def scf_steps(output: str) -> int:
+    """SCF iterations in a CP2K output: the numbered lines of every SCF block (diagonalisation or OT)."""
+    return len(re.findall(r'^\s+\d+\s+(?:NoMix|Broy\.|Pulay|P_Mix|Diag\.|OT)\S*\s', output, flags=re.MULTILINE))
+
+
+def geometry_steps(output: str) -> int:
+    steps = re.findall(r'Informations at step =\s+(\d+)', output)
+    return max(map(int, steps), default=0)
+
+
+def job_figures(workchain) -> dict:
+    from aiida import orm
+
+    calcs = sorted((n for n in workchain.called_descendants if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
+    figures = {'jobs': len(calcs), 'scf': 0, 'geometry': 0, 'seconds': 0.0}
+    for calc in calcs:
+        if 'retrieved' not in calc.outputs:
+            continue
+        output = calc.outputs.retrieved.base.repository.get_object_content('aiida.out')
+        figures['scf'] += scf_steps(output)
+        figures['geometry'] += geometry_steps(output)
+        figures['seconds'] += (calc.mtime - calc.ctime).total_seconds()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--protocol', default='tiny', choices=['tiny', 'mini'])
+    parser.add_argument('--halides', default='Br', help='comma-separated subset of Cl,Br,I')
+    parser.add_argument('--keep', default=None, help='export the finished campaign to this archive file')
+    parser.add_argument('--max-concurrent', type=int, default=None, help='models run at a time (default: all)')
+    args = parser.parse_args()
+
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_nanohetero.profiles import load_spec
+    from aiida_nanohetero.profiles.setup import apply_spec, cp2k_version, find_setup_code
+    from aiida_nanohetero.workflows.campaign import HeterostructureCampaignWorkChain
+
+    spec = load_spec('local').with_profile_name('bench-campaign')
+    apply_spec(spec)
+    from aiida import load_profile
+
+    load_profile('bench-campaign', allow_switch=True)
+    code = find_setup_code()
+    version = cp2k_version(code.filepath_executable)
+    print(f'CP2K: {version}; {os.cpu_count()} cores; AiiDA data in {os.environ["AIIDA_PATH"]}')
+
+    builder = HeterostructureCampaignWorkChain.get_builder()
+    builder.code = code
+    builder.protocol = orm.Str(args.protocol)
+    builder.halides = orm.List(args.halides.split(','))
+    if args.max_concurrent:
+        builder.max_concurrent = orm.Int(args.max_concurrent)
+    start = time.monotonic()
+    _, campaign = run_get_node(builder)
+    total = time.monotonic() - start
+
+    print(f'\ncampaign {args.protocol} {args.halides}: exit status {campaign.exit_status}, wall time {total:.0f} s')
+    header = f'{"model":<20} {"atoms":>5} {"wall/s":>7} {"geo":>4} {"SCF relax":>9} {"SCF sp":>6} {"gap/eV":>7}'
+    print(header)
+    for link in campaign.base.links.get_outgoing(node_class=orm.WorkChainNode).all():
+        node = link.node
+        wall = (node.mtime - node.ctime).total_seconds()
+        relax = node.base.links.get_outgoing(link_label_filter='relax').all()
+        single = node.base.links.get_outgoing(link_label_filter='single_point').all()
+        fig_relax = job_figures(relax[0].node) if relax else {'scf': 0, 'geometry': 0}
+        fig_sp = job_figures(single[0].node) if single else {'scf': 0}
+        gap = node.outputs.orbitals.base.attributes.get('gap_ev') if 'orbitals' in node.outputs else float('nan')
+        print(
+            f'{link.link_label:<20} {node.base.extras.get("nanohetero_n_atoms", 0):>5} {wall:>7.0f} '
+            f'{fig_relax["geometry"]:>4} {fig_relax["scf"]:>9} {fig_sp["scf"]:>6} {gap:>7.3f}'
+        )
+    if args.keep:
+        from aiida.tools.archive import create_archive
+
+        create_archive([campaign], filename=args.keep, overwrite=True)
+        print(f'exported to {args.keep}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,163 @@
+"""The ``tiny`` campaign for X = Br end to end with real CP2K: models built by the builder calcfunctions, the
+half-sphere computed once, every model relaxed, single-pointed and analysed, results in groups with extras, and
+the provenance model -> relaxation -> single point -> analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+
+from aiida_nanohetero.workflows.campaign import CAMPAIGNS_GROUP, MODELS_GROUP, campaign_group_label
+
+pytestmark = pytest.mark.cp2k
+
+KEYS = {'half_sphere', 'cube_Br', 'heterostructure_Br'}
+
+
+def _models(campaign) -> dict[str, orm.WorkChainNode]:
+    """The campaign's model work chains, found by query on the campaign's group and the extras (not by pk)."""
+    query = orm.QueryBuilder()
+    query.append(orm.Group, filters={'label': campaign_group_label(campaign.uuid)}, tag='group')
+    query.append(orm.WorkChainNode, with_group='group', project=['*', 'extras.nanohetero_key'])
+    return {key: node for node, key in query.all()}
+
+
+def _calcs(workchain) -> list[orm.CalcJobNode]:
+    return sorted((n for n in workchain.called_descendants if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
+
+
+def test_campaign_finishes_with_every_model(tiny_campaign):
+    assert tiny_campaign.is_finished_ok, tiny_campaign.exit_message
+    outputs = tiny_campaign.outputs.models
+    assert set(outputs) == KEYS
+    for key in KEYS:
+        for name in ('structure', 'relaxed_structure', 'output_parameters', 'orbitals', 'ipr', 'summary'):
+            assert name in outputs[key], f'{key}.{name} missing'
+
+
+def test_results_are_found_by_query_with_their_extras(tiny_campaign):
+    campaigns = orm.QueryBuilder().append(orm.Group, filters={'label': CAMPAIGNS_GROUP}, tag='g')
+    campaigns.append(orm.WorkChainNode, with_group='g', filters={'uuid': tiny_campaign.uuid})
+    assert campaigns.count() == 1
+    assert tiny_campaign.base.extras.get('nanohetero_protocol') == 'tiny'
+    assert tiny_campaign.base.extras.get('nanohetero_halides') == ['Br']
+
+    models = _models(tiny_campaign)
+    assert set(models) == KEYS
+    expected = {
+        'half_sphere': ('half-sphere', 'Br', 'Br10Pb20S15', 45),
+        'cube_Br': ('cube', 'Br', 'Br6Cs4Pb', 11),
+        'heterostructure_Br': ('heterostructure', 'Br', 'Br16Cs4Pb21S15', 56),
+    }
+    for key, (model, halide, formula, n_atoms) in expected.items():
+        extras = models[key].base.extras
+        assert extras.get('nanohetero_model') == model
+        assert extras.get('nanohetero_halide') == halide
+        assert extras.get('nanohetero_protocol') == 'tiny'
+        assert extras.get('nanohetero_formula') == formula
+        assert extras.get('nanohetero_n_atoms') == n_atoms
+        assert extras.get('nanohetero_campaign') == tiny_campaign.uuid
+        assert 'nanohetero_size' in extras
+
+    # the cross-campaign group finds the same heterostructure by its extras alone
+    query = orm.QueryBuilder().append(orm.Group, filters={'label': MODELS_GROUP}, tag='g')
+    query.append(
+        orm.WorkChainNode,
+        with_group='g',
+        filters={
+            'extras.nanohetero_model': 'heterostructure',
+            'extras.nanohetero_halide': 'Br',
+            'extras.nanohetero_campaign': tiny_campaign.uuid,
+        },
+    )
+    assert [node.uuid for (node,) in query.all()] == [models['heterostructure_Br'].uuid]
+
+
+def test_half_sphere_is_computed_once(tiny_campaign):
+    half_spheres = [n for n in tiny_campaign.called if n.base.extras.get('nanohetero_model') == 'half-sphere']
+    assert len(half_spheres) == 1
+    builders = [n.process_label for n in tiny_campaign.called if isinstance(n, orm.CalcFunctionNode)]
+    assert builders.count('build_half_sphere') == 1
+
+
+def test_provenance_model_relaxation_single_point_analysis(tiny_campaign):
+    """Every model: builder calcfunction -> cubic box -> relaxation -> single point on the relaxed geometry,
+    restarted from its wavefunction -> orbitals, IPR and summary computed from the single point's files."""
+    for key, node in _models(tiny_campaign).items():
+        structure = node.outputs.structure
+        box = structure.creator
+        assert box.process_label == 'place_in_cubic_box'
+        model = box.inputs.structure
+        assert model.creator.process_label.startswith('build_'), key
+        assert model.creator.caller.uuid == tiny_campaign.uuid
+
+        relax = node.base.links.get_outgoing(link_label_filter='relax').one().node
+        single_point = node.base.links.get_outgoing(link_label_filter='single_point').one().node
+        relax_calcs, (sp_calc,) = _calcs(relax), _calcs(single_point)
+        assert relax_calcs[0].inputs.structure.uuid == structure.uuid
+        assert relax_calcs[-1].inputs.parameters['GLOBAL']['RUN_TYPE'] == 'GEO_OPT'
+        relaxed = node.outputs.relaxed_structure
+        assert relaxed.creator.uuid == relax_calcs[-1].uuid
+        assert sp_calc.inputs.structure.uuid == relaxed.uuid
+        assert sp_calc.inputs.parent_calc_folder.uuid == relax_calcs[-1].outputs.remote_folder.uuid
+
+        orbitals, ipr, summary = node.outputs.orbitals, node.outputs.ipr, node.outputs.summary
+        assert orbitals.creator.process_label == 'parse_orbitals'
+        assert orbitals.creator.inputs.retrieved.uuid == sp_calc.outputs.retrieved.uuid
+        assert ipr.creator.process_label == 'compute_ipr'
+        assert ipr.creator.inputs.orbitals.uuid == orbitals.uuid
+        assert summary.creator.inputs.ipr.uuid == ipr.uuid
+        # the campaign's outputs are the same nodes
+        assert tiny_campaign.outputs.models[key].ipr.uuid == ipr.uuid
+
+
+def test_relaxation_moves_the_atoms_and_lowers_every_energy(tiny_campaign):
+    for key, node in _models(tiny_campaign).items():
+        relax = node.base.links.get_outgoing(link_label_filter='relax').one().node
+        energies = []
+        for calc in _calcs(relax):
+            output = calc.outputs.retrieved.base.repository.get_object_content('aiida.out')
+            energies += [float(line.split()[-1]) for line in output.splitlines() if 'Total FORCE_EVAL' in line]
+        assert len(energies) >= 2, key
+        assert energies[-1] < energies[0], (key, energies)
+        assert node.outputs.relax_parameters['energy'] == pytest.approx(energies[-1])
+        before = node.outputs.structure.get_ase().get_positions()
+        after = node.outputs.relaxed_structure.get_ase().get_positions()
+        assert np.abs(after - before).max() > 0.01, key
+
+
+def test_analysis_is_physical_for_every_model(tiny_campaign):
+    for key, node in _models(tiny_campaign).items():
+        n_atoms = node.base.extras.get('nanohetero_n_atoms')
+        ipr = node.outputs.ipr
+        values = ipr.get_array('ipr')
+        assert np.all(values >= 1 / n_atoms - 1e-9) and np.all(values <= 1 + 1e-9), key
+        np.testing.assert_allclose(ipr.get_array('element_contributions').sum(axis=0), 1.0, atol=1e-8)
+        np.testing.assert_allclose(ipr.get_array('domain_contributions').sum(axis=0), 1.0, atol=1e-8)
+        summary = node.outputs.summary.get_dict()
+        assert summary['gap_ev'] > 0, key
+
+
+def test_heterostructure_has_both_domains_and_an_alignment(tiny_campaign):
+    node = _models(tiny_campaign)['heterostructure_Br']
+    ipr = node.outputs.ipr
+    domains = ipr.base.attributes.get('domains')
+    assert {'perovskite', 'chalcohalide'} <= set(domains)
+    contributions = ipr.get_array('domain_contributions')
+    # each domain carries a real share of the window's states
+    for domain in ('perovskite', 'chalcohalide'):
+        assert contributions[domains.index(domain)].max() > 0.5, domain
+    summary = node.outputs.summary.get_dict()
+    assert summary['alignment'] in {'type I', 'quasi-type II', 'type II'} or summary['alignment'] is None
+    assert summary['vb_edge_domain_fractions'] is not None or summary['warnings']
+
+
+def test_status_shows_every_model_done(tiny_campaign, capsys):
+    from aiida_nanohetero.cli.status import print_campaign
+
+    print_campaign(tiny_campaign)
+    out = capsys.readouterr().out
+    for key in KEYS:
+        line = next(line for line in out.splitlines() if line.strip().startswith(key))
+        assert line.rstrip().endswith('done'), line
