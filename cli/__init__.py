@@ -37,6 +37,11 @@ class Context:
                     'create it with `nanohetero setup`, or pick another with -p/--profile.'
                 )
             self._profile = load_profile(self.profile_name, allow_switch=True)
+            from aiida_nanohetero.profiles.services import check_storage
+
+            problem = check_storage(self._profile)  # a PostgreSQL that is down: one sentence, not a traceback
+            if problem:
+                raise click.ClickException(problem)
         return self._profile
 
 
@@ -86,7 +91,10 @@ def cli(ctx, profile_name):
 
 
 def _register() -> None:
-    from aiida_nanohetero.cli import analyse, build, demo, run, setup, status
+    from aiida_nanohetero.cli import analyse, build, demo, run, services, setup, status
+    from aiida_nanohetero.cli import export as export_command
+    from aiida_nanohetero.cli import figures as figures_command
+    from aiida_nanohetero.cli import results as results_command
 
     cli.add_command(setup.setup)
     cli.add_command(status.status)
@@ -94,6 +102,10 @@ def _register() -> None:
     cli.add_command(run.run)
     cli.add_command(build.build)
     cli.add_command(analyse.analyse)
+    cli.add_command(services.services)
+    cli.add_command(results_command.results)
+    cli.add_command(figures_command.figures)
+    cli.add_command(export_command.export)
 
 
 _register()

@@ -31,6 +31,12 @@ def _halides(_ctx, _param, values) -> list[str]:
 @click.option('--code', 'code_label', default=None, help='CP2K code label (default: the one `nanohetero setup` made).')
 @click.option('--relax/--no-relax', default=True, show_default=True, help='Relax every model before its single point.')
 @click.option('--submit', is_flag=True, help='Submit to the daemon and return at once, instead of running here.')
+@click.option(
+    '--max-concurrent',
+    type=click.IntRange(min=1),
+    default=None,
+    help='Run at most this many models at a time (default: all). Each tiny Pb4S3Br2 model needs ~3 GB here.',
+)
 @click.option('--max-wallclock-seconds', type=int, default=None, help='Scheduler walltime of each CP2K job.')
 @click.option('--num-machines', type=int, default=None, help='Nodes per CP2K job.')
 @click.option('--num-mpiprocs-per-machine', type=int, default=None, help='MPI ranks per node.')
@@ -39,7 +45,7 @@ def _halides(_ctx, _param, values) -> list[str]:
 )
 @pass_context
 @clean_errors
-def run(obj, protocol, halides, code_label, relax, submit, max_wallclock_seconds, num_machines,
+def run(obj, protocol, halides, code_label, relax, submit, max_concurrent, max_wallclock_seconds, num_machines,
         num_mpiprocs_per_machine, dry_run):  # fmt: skip
     """Build, relax and single-point the cube, half-sphere and heterostructure for each halide.
 
@@ -75,6 +81,8 @@ def run(obj, protocol, halides, code_label, relax, submit, max_wallclock_seconds
     builder.halides = orm.List(halides)
     builder.code = code
     builder.relax = orm.Bool(relax)
+    if max_concurrent:
+        builder.max_concurrent = orm.Int(max_concurrent)
     if options:
         builder.options = orm.Dict(options)
 
@@ -84,6 +92,11 @@ def run(obj, protocol, halides, code_label, relax, submit, max_wallclock_seconds
 
         if profile.process_control_backend is None:
             raise click.ClickException(f'profile {profile.name} has no broker: run without --submit')
+        from aiida_nanohetero.profiles.services import check_broker
+
+        problem = check_broker(profile)
+        if problem:
+            raise click.ClickException(problem)
         if not get_daemon_client(profile.name).is_daemon_running:
             raise click.ClickException(
                 f'the daemon is not running: start it with `verdi -p {profile.name} daemon start`'

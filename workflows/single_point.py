@@ -56,17 +56,24 @@ def scheduler_options(n_atoms: int, scheduler: Mapping[str, Any]) -> dict[str, A
 def job_options(
     protocol_options: Mapping, n_atoms: int, scheduler: Mapping, user_options: Mapping | None, code=None
 ) -> dict:
-    """The protocol's options, then the size-derived resources, then the user's options (which win).
+    """The protocol's options, the computer's job defaults, the size-derived resources, then the user's options
+    (which win).
 
     A code set up without MPI (``with_mpi`` False, as on the embedded default) runs one process: the size-derived
-    MPI layout is then dropped rather than contradicting the code.
+    MPI layout is then dropped rather than contradicting the code. The computer's defaults come from its profile
+    spec (``nanohetero setup --computer``): partition, account and QOS of every job, and the cores per node that
+    the ``cluster`` mode fills.
     """
+    from aiida_nanohetero.profiles.setup import computer_job_defaults
     from aiida_nanohetero.workflows.protocols import deep_merge
 
+    computer_options, cores_per_machine = computer_job_defaults(code)
+    if cores_per_machine:
+        scheduler = {**scheduler, 'cores_per_machine': cores_per_machine}
     derived = scheduler_options(n_atoms, scheduler)
     if code is not None and code.with_mpi is False and derived['withmpi']:
         derived = scheduler_options(n_atoms, {**scheduler, 'mode': 'local'})
-    options = deep_merge(protocol_options, derived)
+    options = deep_merge(deep_merge(protocol_options, computer_options), derived)
     return deep_merge(options, dict(user_options or {}))
 
 
