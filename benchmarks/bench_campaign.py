@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument('--halides', default='Br', help='comma-separated subset of Cl,Br,I')
     parser.add_argument('--keep', default=None, help='export the finished campaign to this archive file')
     parser.add_argument('--max-concurrent', type=int, default=None, help='models run at a time (default: all)')
+    parser.add_argument(
+        '--one-step-relax', action='store_true', help='end every relaxation after one BFGS step (as the tests do)'
+    )
     args = parser.parse_args()
 
     from aiida import orm
@@ -77,6 +80,10 @@ def main() -> None:
     builder.halides = orm.List(args.halides.split(','))
     if args.max_concurrent:
         builder.max_concurrent = orm.Int(args.max_concurrent)
+    if args.one_step_relax:
+        from aiida_nanohetero.workflows.campaign import ONE_STEP_RELAX
+
+        builder.overrides = orm.Dict(ONE_STEP_RELAX)
     start = time.monotonic()
     _, campaign = run_get_node(builder)
     total = time.monotonic() - start
@@ -97,9 +104,9 @@ def main() -> None:
             f'{fig_relax["geometry"]:>4} {fig_relax["scf"]:>9} {fig_sp["scf"]:>6} {gap:>7.3f}'
         )
     if args.keep:
-        from aiida.tools.archive import create_archive
+        from aiida_nanohetero.cli.export import export_campaign
 
-        create_archive([campaign], filename=args.keep, overwrite=True)
+        export_campaign(campaign, args.keep, overwrite=True)
         print(f'exported to {args.keep}')
 
 

@@ -21,9 +21,26 @@ from aiida_nanohetero.workflows.protocols import ProtocolError
 from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
 from aiida_nanohetero.workflows.single_point import check_cp2k_code
 
-__all__ = ('CAMPAIGNS_GROUP', 'HALIDES', 'MODELS_GROUP', 'HeterostructureCampaignWorkChain', 'campaign_group_label')
+__all__ = (
+    'CAMPAIGNS_GROUP',
+    'HALIDES',
+    'MODELS_GROUP',
+    'ONE_STEP_RELAX',
+    'HeterostructureCampaignWorkChain',
+    'campaign_group_label',
+)
 
 HALIDES = ('Br', 'Cl', 'I')
+
+#: Overrides that end every relaxation after its first BFGS step (thresholds no step can miss): for tests and
+#: demonstrations on a workstation, where a full relaxation of the Pb4S3Br2 models takes hours.
+ONE_STEP_RELAX = {
+    'relax': {
+        'cp2k': {
+            'parameters': {'MOTION': {'GEO_OPT': {'MAX_FORCE': 1.0, 'RMS_FORCE': 1.0, 'MAX_DR': 10.0, 'RMS_DR': 10.0}}}
+        }
+    }
+}
 CAMPAIGNS_GROUP = 'nanohetero/campaigns'
 MODELS_GROUP = 'nanohetero/models'
 EXTRA_PREFIX = 'nanohetero'
