@@ -17,6 +17,7 @@ from .errors import (
     UnknownIPRMethodError,
     WfnFormatError,
 )
+from .figures import FIGURES, figure_data, plot_figure, write_campaign_figures, write_figures
 from .ipr import (
     DEFAULT_DEGENERACY_TOL_EV,
     DEFAULT_IPR_METHOD,
@@ -52,6 +53,21 @@ from .pdos import (
     populations_from_ldos,
     read_ldos_lists,
     read_pdos,
+)
+
+# results of finished campaigns (pandas) and the seed's figures (matplotlib): these import AiiDA only when called
+from .queries import (
+    ArchiveError,
+    NoCampaignError,
+    ResultsError,
+    campaigns,
+    expected_model_keys,
+    get_campaign,
+    missing_models,
+    models,
+    open_archive,
+    orbitals,
+    trace_orbital,
 )
 from .summary import ALIGNMENT_CLASSES, DEFAULT_IPR_THRESHOLD, classify_alignment, summarise_orbitals
 from .wfn import RestartWavefunction, read_restart_wfn
@@ -104,4 +120,22 @@ __all__ = (
     'read_pdos',
     'read_restart_wfn',
     'summarise_orbitals',
+)
+__all__ += (
+    'FIGURES',
+    'ArchiveError',
+    'NoCampaignError',
+    'ResultsError',
+    'campaigns',
+    'expected_model_keys',
+    'figure_data',
+    'get_campaign',
+    'missing_models',
+    'models',
+    'open_archive',
+    'orbitals',
+    'plot_figure',
+    'trace_orbital',
+    'write_campaign_figures',
+    'write_figures',
 )

@@ -99,7 +99,7 @@ def tiny_campaign(cp2k_code):
         from aiida_nanohetero.workflows.campaign import CAMPAIGNS_GROUP, MODELS_GROUP, campaign_group_label
 
         orm.Group.collection.get_or_create(CAMPAIGNS_GROUP)[0].add_nodes(node)
-        models = orm.load_group(campaign_group_label(node.uuid)).nodes
+        models = list(orm.load_group(campaign_group_label(node.uuid)).nodes)
         orm.Group.collection.get_or_create(MODELS_GROUP)[0].add_nodes(models)
         return node
 

@@ -75,7 +75,7 @@ def test_results_are_found_by_query_with_their_extras(tiny_campaign):
 
 
 def test_half_sphere_is_computed_once(tiny_campaign):
-    half_spheres = [n for n in tiny_campaign.called if n.base.extras.get('nanohetero_model') == 'half-sphere']
+    half_spheres = [n for n in tiny_campaign.called if n.base.extras.get('nanohetero_model', None) == 'half-sphere']
     assert len(half_spheres) == 1
     builders = [n.process_label for n in tiny_campaign.called if isinstance(n, orm.CalcFunctionNode)]
     assert builders.count('build_half_sphere') == 1
@@ -149,8 +149,12 @@ def test_heterostructure_has_both_domains_and_an_alignment(tiny_campaign):
     for domain in ('perovskite', 'chalcohalide'):
         assert contributions[domains.index(domain)].max() > 0.5, domain
     summary = node.outputs.summary.get_dict()
-    assert summary['alignment'] in {'type I', 'quasi-type II', 'type II'} or summary['alignment'] is None
-    assert summary['vb_edge_domain_fractions'] is not None or summary['warnings']
+    # a 56-atom model may have no state below the seed's IPR threshold (0.03 > 1/56 only just): then the summary
+    # says so instead of classifying the alignment
+    if summary.get('vb_edge') is not None and summary.get('cb_edge') is not None:
+        assert summary['alignment'] in {'type I', 'quasi-type II', 'type II'}
+    else:
+        assert summary.get('alignment') is None and any('IPR < 0.03' in warning for warning in summary['warnings'])
 
 
 def test_status_shows_every_model_done(tiny_campaign, capsys):
