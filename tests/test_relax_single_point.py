@@ -12,6 +12,7 @@ from aiida import orm
 
 pytestmark = pytest.mark.cp2k
 
+
 @pytest.fixture(scope='session')
 def cube_relax_single_point(tiny_cube):
     """The tiny campaign's cube (shared with the campaign tests: one real CP2K run serves both)."""
