@@ -1,29 +1,45 @@
-"""Benchmark of the orbital analysis at the paper's size, on synthetic inputs in CP2K's file formats.
+"""Benchmark of the orbital analysis up to the paper's size, on the paper's models with CP2K's own overlap matrix.
 
-    python benchmarks/bench_analysis.py                       # default sizes, incl. the paper's (~18,000 AOs)
-    python benchmarks/bench_analysis.py --sizes 1000 2000 --baseline-max 2000
-    python benchmarks/bench_analysis.py --one 4000 --window 400   # one size (what each child process runs)
+    python benchmarks/bench_analysis.py                          # ladder n1..n4 and the paper's model
+    python benchmarks/bench_analysis.py --models n1 n2 n3 --authors-max 5000
+    python benchmarks/bench_analysis.py --models paper --workdir /tmp/bench-inputs   # keep (and reuse) inputs
+    python benchmarks/bench_analysis.py --calibrate               # generator against real CP2K overlap files
 
-For every size a fresh child process generates (untimed) a cluster of atoms on a perovskite-like lattice, 13
-AOs per atom, and writes in CP2K's formats: the ``.MOLog`` of a 400-orbital window around the gap, the binary
-upper-triangular ``&S_CSR_WRITE`` overlap, three per-kind ``.pdos`` files and (route ``cp2k-ldos``) one
-single-atom ``&LDOS`` file per atom. It then times the readers and the IPR and prints wall time and the peak
-memory of the child (``ru_maxrss``). The overlap is a true Gram matrix (normalised s-type Gaussians, one per
-AO, exponents 0.8-4 Å⁻², centres on the atom and 1.2 Å out along 12 directions), so it is symmetric positive
-definite, with a
-condition number (printed) in the range of real DZVP-MOLOPT-SR overlaps (90 for Cs4PbBr6, 295 for Cs20Pb8Br36
-measured with CP2K here) and a density that gives tens of millions of non-zeros at the paper's size.
+**Inputs.** Each model is a CsPbBr3/Pb4S3Br2 heterostructure from ``build_model`` (the ``paper`` preset, 1386
+atoms, and smaller ones with the same construction: cube n = 1..4 with a scaled half-sphere). A child process
+(untimed) computes its AO overlap matrix the way CP2K 2023 does: contracted spherical Gaussians of
+DZVP-MOLOPT-SR-GTH (exponents and contraction coefficients read at run time from CP2K's ``BASIS_MOLOPT``; Cs
+14 AOs, Pb/Br/S 13; CP2K's AO order and labels), Obara-Saika overlap integrals, CP2K's neighbour list
+(atom pairs closer than the sum of the kind radii, from ``EPS_PGF_ORB`` = sqrt(EPS_DEFAULT) = 1e-5) and its
+primitive-pair screening, then the ``&S_CSR_WRITE`` threshold (1e-12, our protocol's). ``--calibrate`` shows
+that this reproduces CP2K's own files element by element (same non-zero pattern, |ΔS| < 4e-9). The child
+writes, in CP2K's formats: the binary upper-triangular ``.csr``, a ``.MOLog`` with a 400-orbital window (random
+S-orthonormal orbitals, ``C^T S C = 1``), three per-kind ``.pdos`` files and one single-atom ``&LDOS`` file
+per atom.
 
-Routes timed: ``chebyshev`` (ours: S^½ applied to the window by a Chebyshev expansion, sparse threaded
-products; paper and lowdin IPR), ``cp2k-ldos`` (CP2K computes the per-atom Löwdin populations in the cluster job;
-the workstation reads the files; lowdin IPR only) and, up to ``--baseline-max`` AOs, ``authors`` (dense
-``scipy.linalg.sqrtm`` of S in float32, as nano-qmflows does, then S^½ C and the signed sums).
+**Routes timed**, each in its own child process (wall time per stage, peak memory ``ru_maxrss`` of that child,
+which includes reading the files):
+
+* ``shift-invert`` (ours, the default above 3,000 AOs): S^½ C by shift-and-invert Lanczos, float32 Cholesky
+  of S + σI and triangular solves, paper + lowdin IPR, element and domain contributions;
+* ``shift-invert-f64``: the same in float64 (accuracy reference for the float32 IPR, up to ``--f64-max``);
+* ``chebyshev`` (the session-1 route): Lanczos spectral bounds, then a Chebyshev expansion of the square root
+  (tol 1e-8); run to the end when its projection (bounds + degree x measured time of one product) fits in
+  ``--chebyshev-budget``, else reported as that projection;
+* ``cp2k-ldos``: CP2K's own Löwdin populations from the per-atom ``&LDOS`` files (lowdin IPR only);
+* ``authors`` (up to ``--authors-max`` AOs): nano-qmflows' code path, dense ``scipy.linalg.sqrtm`` of S in
+  float32, ``S^½ C``, signed sums per atom.
+
+It prints per model: size, nnz(S), κ(S), the time of each stage, peak memory, the speed-up over the authors'
+route, the IPR differences between routes, the machine's load average, and at the end the fitted scaling
+exponents (time ∝ n_ao^p).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -34,67 +50,214 @@ from pathlib import Path
 
 import numpy as np
 
-AOS_PER_ATOM = 13
-ELEMENTS = ('Pb', 'Br', 'Cs')
-LABELS = ['2s', '3s', '3py', '3pz', '3px', '4py', '4pz', '4px', '4d-2', '4d-1', '4d0', '4d+1', '4d+2']
+BOHR = 0.52917721067  # Å, CP2K 2023
+BASIS_FILE = Path('/usr/share/cp2k/BASIS_MOLOPT')
+BASIS_NAME = 'DZVP-MOLOPT-SR-GTH'
+EPS_PGF_ORB = 1e-5  # CP2K: sqrt(EPS_DEFAULT), EPS_DEFAULT 1e-10 in our protocol
+CSR_THRESHOLD = 1e-12  # our protocol's &S_CSR_WRITE THRESHOLD
+WINDOW = 400
+#: Models: the paper's heterostructure and smaller ones built the same way (cube n, half-sphere radius in Å).
+MODELS = {
+    'n1': {'n': 1, 'radius': 8.25},
+    'n2': {'n': 2, 'radius': 10.0},
+    'n3': {'n': 3, 'radius': 12.0},
+    'n4s': {'n': 4, 'radius': 12.0},
+    'n4': {'n': 4, 'radius': 16.0},
+    'paper': {'preset': 'paper'},
+}
+VALENCE = {'Cs': 9, 'Pb': 4, 'Br': 7, 'Cl': 7, 'I': 7, 'S': 6}
+
+# ------------------------------------------------------------------------------------- CP2K's overlap matrix
+
+#: Cartesian Gaussians up to l = 2 (exponents of x, y, z) and the real solid harmonics in CP2K's order
+#: (m = -l..l; p: y, z, x) as combinations of the Cartesian functions of their l.
+CARTESIAN = [
+    (0, 0, 0),
+    (1, 0, 0),
+    (0, 1, 0),
+    (0, 0, 1),
+    (2, 0, 0),
+    (1, 1, 0),
+    (1, 0, 1),
+    (0, 2, 0),
+    (0, 1, 1),
+    (0, 0, 2),
+]
+CARTESIAN_START = {0: 0, 1: 1, 2: 4}
+SPHERICAL = {
+    0: np.array([[1.0]]),
+    1: np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]]),
+    2: np.array(
+        [[0.0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0], [-1, 0, 0, -1, 0, 2], [0, 0, 1, 0, 0, 0], [1, 0, 0, -1, 0, 0]]
+    ),
+}
+M_LABELS = {0: ['s'], 1: ['py', 'pz', 'px'], 2: ['d-2', 'd-1', 'd0', 'd+1', 'd+2']}
 
 
-# ------------------------------------------------------------------------------------------------ generation
+def read_basis(element: str, name: str = BASIS_NAME, path: Path = BASIS_FILE):
+    """``(exponents, [(ell, coefficients), ...])`` of a one-set basis of CP2K's basis file (bohr⁻²)."""
+    lines = path.read_text().splitlines()
+    found = [i for i, line in enumerate(lines) if line.split()[:1] == [element] and name in line.split()[1:]]
+    if not found:
+        raise KeyError(f'{element} {name} is not in {path}')
+    k = found[0]
+    if int(lines[k + 1].split()[0]) != 1:
+        raise ValueError(f'{element} {name}: only one-set basis sets are supported')
+    head = [int(x) for x in lines[k + 2].split()]
+    lmin, lmax, nexp, counts = head[1], head[2], head[3], head[4:]
+    rows = np.array([[float(x) for x in lines[k + 3 + e].split()] for e in range(nexp)])
+    shells, column = [], 1
+    for ell, count in zip(range(lmin, lmax + 1), counts, strict=True):
+        for _ in range(count):
+            shells.append((ell, rows[:, column]))
+            column += 1
+    return rows[:, 0], shells
 
 
-def make_cluster(n_atoms: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (Å) of ``n_atoms`` atoms of a simple-cubic lattice (2.95 Å, the Pb-Br distance), the ones
-    nearest the centre (a roughly spherical cluster), and their elements."""
-    side = int(np.ceil(n_atoms ** (1 / 3))) + 2
-    grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing='ij'), -1).reshape(-1, 3).astype(float)
-    grid -= grid.mean(axis=0)
-    order = np.argsort(np.linalg.norm(grid, axis=1), kind='stable')[:n_atoms]
-    positions = grid[order] * 2.95
-    parity = grid[order].astype(int).sum(axis=1) % 2
-    elements = np.where(parity == 0, 0, 1)
-    elements[(grid[order].astype(int) % 2).sum(axis=1) == 3] = 2  # every body-centre-like site is Cs
-    return positions + rng.normal(scale=0.05, size=positions.shape), elements
+def _exp_radius(ell: int, alpha: float, eps: float, prefactor: float) -> float:
+    """CP2K's ``exp_radius``: the r where ``prefactor · r^ell · exp(-alpha r²)`` falls to ``eps``."""
+    if prefactor <= 0:
+        return 0.0
+    r = math.sqrt(max(math.log(prefactor / eps), 0.0) / alpha) + 1.0
+    for _ in range(200):
+        new = math.sqrt(max(math.log(prefactor / eps) + ell * math.log(max(r, 1e-12)), 0.0) / alpha)
+        if abs(new - r) < 1e-12:
+            break
+        r = new
+    return r
 
 
-def make_overlap(positions: np.ndarray, rng, threshold: float = 1e-10):
-    """Upper triangle (rows, cols, values; 0-based) of a Gram matrix of normalised s-Gaussians, 13 per atom."""
+class Kind:
+    """One element's basis: exponents, CP2K's primitive radii, the map primitive Cartesian -> spherical AO."""
+
+    def __init__(self, element: str, eps_pgf_orb: float = EPS_PGF_ORB):
+        exps, shells = read_basis(element)
+        self.element, self.exps = element, exps
+        self.lmax = max(ell for ell, _ in shells)
+        self.ncart = sum(1 for c in CARTESIAN if sum(c) <= self.lmax)
+        self.nao = sum(2 * ell + 1 for ell, _ in shells)
+        count = dict.fromkeys(range(3), 0)
+        self.labels = []
+        for ell, _ in shells:
+            self.labels += [f'{ell + 2 + count[ell]}{m}' for m in M_LABELS[ell]]
+            count[ell] += 1
+        # CP2K's radii (init_interaction_radii_orb_basis): coefficients scaled by 2^ell (2/pi)^¾ zeta^((2l+3)/4)
+        radius = np.zeros(exps.size)
+        for ell, c in shells:
+            gcc = 2**ell * (2 / math.pi) ** 0.75 * exps ** (0.25 * (2 * ell + 3)) * c
+            for e in range(exps.size):
+                radius[e] = max(radius[e], _exp_radius(ell, exps[e], eps_pgf_orb, abs(gcc[e])))
+        self.pgf_radius, self.radius = radius, float(radius.max())
+        transform = np.zeros((exps.size, self.ncart, self.nao))
+        column = 0
+        for ell, c in shells:
+            primitive = c * exps ** (0.25 * (2 * ell + 3))
+            block = SPHERICAL[ell]
+            start = CARTESIAN_START[ell]
+            for m in range(2 * ell + 1):
+                transform[:, start : start + block.shape[1], column] = primitive[:, None] * block[m][None, :]
+                column += 1
+        self.transform = transform.reshape(exps.size * self.ncart, self.nao)
+        onsite = primitive_overlap(self, self, np.zeros((1, 3)), screen=False)[0]
+        norm = np.einsum('pi,pq,qi->i', self.transform, onsite, self.transform)
+        self.transform /= np.sqrt(norm)[None, :]  # CP2K's contracted functions are normalised
+
+
+def _one_dimensional(pa, pb, half_inv_p, lmax_a, lmax_b):
+    """Obara-Saika recursion of the 1-D overlap factors ``E[i][j]`` (the s-s prefactor left out)."""
+    e = [[None] * 3 for _ in range(3)]
+    e[0][0] = np.ones_like(pa)
+    for i in range(lmax_a + 1):
+        for j in range(lmax_b + 1):
+            if i == 0 and j == 0:
+                continue
+            if i > 0:
+                value = pa * e[i - 1][j]
+                if i > 1:
+                    value = value + (i - 1) * half_inv_p * e[i - 2][j]
+                if j > 0:
+                    value = value + j * half_inv_p * e[i - 1][j - 1]
+            else:
+                value = pb * e[0][j - 1]
+                if j > 1:
+                    value = value + (j - 1) * half_inv_p * e[0][j - 2]
+            e[i][j] = value
+    return e
+
+
+def primitive_overlap(ka: Kind, kb: Kind, d: np.ndarray, screen: bool = True) -> np.ndarray:
+    """Overlaps of the primitive Cartesian functions of ``ka`` at A and ``kb`` at B = A - d (bohr), shape
+    ``(pairs, n_exp_a * ncart_a, n_exp_b * ncart_b)``; with ``screen``, primitive pairs further apart than the sum
+    of their radii are zero (CP2K's screening)."""
+    a = ka.exps[None, :, None]
+    b = kb.exps[None, None, :]
+    p = a + b
+    dist2 = np.square(d).sum(axis=1)[:, None, None]
+    prefactor = (math.pi / p) ** 1.5 * np.exp(-(a * b / p) * dist2)
+    if screen:
+        far = ka.pgf_radius[None, :, None] + kb.pgf_radius[None, None, :] < np.sqrt(dist2)
+        prefactor = np.where(far, 0.0, prefactor)
+    cart_a, cart_b = np.array(CARTESIAN[: ka.ncart]), np.array(CARTESIAN[: kb.ncart])
+    out = np.broadcast_to(prefactor[:, :, None, :, None], (d.shape[0], a.size, ka.ncart, b.size, kb.ncart)).copy()
+    for dim in range(3):
+        e = _one_dimensional(
+            -(b / p) * d[:, dim, None, None], (a / p) * d[:, dim, None, None], 0.5 / p, ka.lmax, kb.lmax
+        )
+        for ia in range(ka.ncart):
+            for ib in range(kb.ncart):
+                out[:, :, ia, :, ib] *= e[cart_a[ia, dim]][cart_b[ib, dim]]
+    return out.reshape(d.shape[0], a.size * ka.ncart, b.size * kb.ncart)
+
+
+def cp2k_overlap(positions_ang, elements, threshold: float = CSR_THRESHOLD, chunk: int = 2000):
+    """Upper triangle ``(rows, cols, values, n_ao, n_atom_pairs)`` (0-based, CP2K's AO order) of the overlap
+    matrix that CP2K writes with ``&S_CSR_WRITE THRESHOLD threshold``."""
     from scipy.spatial import cKDTree
 
-    n_atoms = positions.shape[0]
-    # one s-Gaussian per AO: the first on the atom, the others 1.2 Å out along 12 directions (lobes standing in
-    # for p and d functions); exponents 0.8-4 Å^-2. Tuned so that a 150-atom cluster has the spectrum of the real
-    # CP2K overlap of Cs20Pb8Br36 (0.015-4.2 against 0.016-4.7).
-    exponents = np.linspace(0.8, 4.0, AOS_PER_ATOM)
-    directions = np.array(
-        [
-            *([0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]),
-            *([1, 1, 0], [-1, -1, 0], [0, 1, 1], [0, -1, -1], [1, 0, 1], [-1, 0, -1]),
-        ],
-        dtype=float,
-    )
-    directions[1:] /= np.linalg.norm(directions[1:], axis=1)[:, None]
-    shift = 1.2
-    centres = positions[:, None, :] + shift * directions[None] + rng.normal(scale=0.05, size=(n_atoms, AOS_PER_ATOM, 3))
-    alpha_min = exponents.min()
-    cutoff = float(np.sqrt(-np.log(threshold) * 2 / (alpha_min / 2)) / 2) + 2 * shift
-    pairs = cKDTree(positions).query_pairs(cutoff, output_type='ndarray')
-    pairs = np.concatenate([np.stack([np.arange(n_atoms)] * 2, 1), pairs])
+    pos = np.asarray(positions_ang, dtype=float) / BOHR
+    names = sorted(set(elements))
+    kinds = {el: Kind(el) for el in names}
+    kind_of = np.array([names.index(el) for el in elements])
+    nao_atom = np.array([kinds[el].nao for el in elements])
+    offset = np.r_[0, np.cumsum(nao_atom)[:-1]]
+    radii = np.array([kinds[el].radius for el in names])
+    pairs = np.sort(cKDTree(pos).query_pairs(2 * radii.max(), output_type='ndarray'), axis=1)
+    pairs = np.concatenate([np.repeat(np.arange(len(pos))[:, None], 2, axis=1), pairs])
+    dist = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
+    pairs = pairs[dist < radii[kind_of[pairs[:, 0]]] + radii[kind_of[pairs[:, 1]]]]  # CP2K's neighbour list
     rows, cols, values = [], [], []
-    a = exponents[:, None]
-    b = exponents[None, :]
-    prefactor = (2 * np.sqrt(a * b) / (a + b)) ** 1.5
-    reduced = a * b / (a + b)
-    for chunk in np.array_split(pairs, max(1, len(pairs) // 20000)):
-        i, j = chunk[:, 0], chunk[:, 1]
-        d2 = np.square(centres[i][:, :, None, :] - centres[j][:, None, :, :]).sum(-1)  # (p, 13, 13)
-        s = prefactor * np.exp(-reduced * d2)
-        mu = (i[:, None, None] * AOS_PER_ATOM + np.arange(AOS_PER_ATOM)[None, :, None]).repeat(AOS_PER_ATOM, 2)
-        nu = (j[:, None, None] * AOS_PER_ATOM + np.arange(AOS_PER_ATOM)[None, None, :]).repeat(AOS_PER_ATOM, 1)
-        keep = (np.abs(s) >= threshold) & (mu <= nu)
-        rows.append(mu[keep])
-        cols.append(nu[keep])
-        values.append(s[keep])
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+    for ia, ea in enumerate(names):
+        for ib, eb in enumerate(names):
+            selected = pairs[(kind_of[pairs[:, 0]] == ia) & (kind_of[pairs[:, 1]] == ib)]
+            ka, kb = kinds[ea], kinds[eb]
+            for part in np.array_split(selected, max(1, -(-len(selected) // chunk))):
+                if not len(part):
+                    continue
+                prim = primitive_overlap(ka, kb, pos[part[:, 0]] - pos[part[:, 1]])
+                block = np.matmul(ka.transform.T[None], np.matmul(prim, kb.transform))
+                mu = offset[part[:, 0], None, None] + np.arange(ka.nao)[None, :, None]
+                nu = offset[part[:, 1], None, None] + np.arange(kb.nao)[None, None, :]
+                keep = (np.abs(block) > threshold) & (mu <= nu)
+                rows.append(np.broadcast_to(mu, block.shape)[keep].astype(np.int32))
+                cols.append(np.broadcast_to(nu, block.shape)[keep].astype(np.int32))
+                values.append(block[keep])
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(values), int(nao_atom.sum()), len(pairs)
+
+
+# ---------------------------------------------------------------------------------------- CP2K-format files
+
+
+def build_atoms(model: str):
+    from aiida_nanohetero.builders import build_model
+
+    return build_model('heterostructure', halide='Br', **MODELS[model])
+
+
+def atom_domains(atoms) -> np.ndarray:
+    codes = {v: k for k, v in atoms.info['domain_codes'].items()}
+    labels = np.array([codes[c] for c in atoms.arrays['domain']], dtype=object)
+    labels[np.asarray(atoms.arrays['interface'], dtype=bool)] = 'interface'
+    return labels.astype(str)
 
 
 def write_csr_binary(path: Path, rows, cols, values) -> None:
@@ -106,13 +269,11 @@ def write_csr_binary(path: Path, rows, cols, values) -> None:
     data.tofile(path)
 
 
-def write_molog(path: Path, coefficients, energies, occupations, first_index, elements) -> None:
+def write_molog(path: Path, coefficients, energies, occupations, first_index, ao_labels, atom_ends) -> None:
+    """CP2K's ``&MO`` printout (two MOs per block, NDIGITS 12), written with numpy string operations."""
     nao, nmo = coefficients.shape
-    atom = np.arange(nao) // AOS_PER_ATOM
-    labels = [
-        f' MO|{mu + 1:>5} {atom[mu] + 1:>5} {ELEMENTS[elements[atom[mu]]]:>2}  {LABELS[mu % AOS_PER_ATOM]:<8}'
-        for mu in range(nao)
-    ]
+    end_of_atom = np.zeros(nao, dtype=bool)
+    end_of_atom[atom_ends] = True
     with open(path, 'w') as handle:
         handle.write('\n MO| EIGENVALUES, OCCUPATION NUMBERS, AND SPHERICAL EIGENVECTORS\n MO|\n')
         for start in range(0, nmo, 2):
@@ -120,14 +281,12 @@ def write_molog(path: Path, coefficients, energies, occupations, first_index, el
             handle.write(' MO|              ' + ''.join(f'{first_index + c:>19}' for c in cols) + '\n')
             handle.write(' MO|              ' + ''.join(f'{energies[c]:>19.12f}' for c in cols) + '\n MO|\n')
             handle.write(' MO|              ' + ''.join(f'{occupations[c]:>19.12f}' for c in cols) + '\n MO|\n')
-            block = coefficients[:, start : start + len(cols)]
-            numbers = [''.join(f'{v:>19.12f}' for v in row) for row in block.tolist()]
-            lines = []
-            for mu in range(nao):
-                lines.append(labels[mu] + numbers[mu])
-                if mu % AOS_PER_ATOM == AOS_PER_ATOM - 1:
-                    lines.append(' MO|')
-            handle.write('\n'.join(lines) + '\n')
+            numbers = np.char.mod('%19.12f', coefficients[:, start : start + len(cols)])
+            lines = np.char.add(ao_labels, numbers[:, 0])
+            for extra in range(1, numbers.shape[1]):
+                lines = np.char.add(lines, numbers[:, extra])
+            lines = np.where(end_of_atom, np.char.add(lines, '\n MO|'), lines)
+            handle.write('\n'.join(lines.tolist()) + '\n')
         handle.write(' MO| E(Fermi):    -0.100000000000 a.u.   -2.721138624599 eV\n')
 
 
@@ -141,49 +300,68 @@ def write_pdos(path: Path, header: str, energies, occupations, weights, componen
         np.savetxt(handle, rows, fmt=fmt)
 
 
-def generate(directory: Path, n_ao: int, window: int, seed: int = 1) -> dict:
+def generate(directory: Path, model: str, window: int = WINDOW, seed: int = 1) -> dict:
+    """Write the CP2K-format inputs of ``model`` into ``directory``; return what describes them."""
     import scipy.sparse as sp
 
     rng = np.random.default_rng(seed)
-    n_atoms = n_ao // AOS_PER_ATOM
-    positions, elements = make_cluster(n_atoms, rng)
-    rows, cols, values = make_overlap(positions, rng)
+    atoms = build_atoms(model)
+    elements = atoms.get_chemical_symbols()
+    start = time.perf_counter()
+    rows, cols, values, n_ao, n_pairs = cp2k_overlap(atoms.positions, elements)
+    overlap_s = time.perf_counter() - start
     write_csr_binary(directory / 'bench-S_SPIN_1-1_0.csr', rows, cols, values)
     off = rows != cols
     overlap = sp.csr_array(
         (np.concatenate([values, values[off]]), (np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]]))),
-        shape=(n_atoms * AOS_PER_ATOM,) * 2,
+        shape=(n_ao, n_ao),
     )
-    # a random window of S-orthonormal orbitals: C = X (X^T S X)^-1/2
-    x = rng.standard_normal((overlap.shape[0], window))
-    gram = x.T @ (overlap @ x)
-    w, v = np.linalg.eigh(gram)
+    del rows, cols, values, off
+    # a window of S-orthonormal orbitals: C = X (X^T S X)^-1/2
+    x = rng.standard_normal((n_ao, window))
+    w, v = np.linalg.eigh(x.T @ (overlap @ x))
     coefficients = x @ (v / np.sqrt(w)) @ v.T
+    n_occupied = sum(VALENCE[e] for e in elements) // 2
+    first = max(1, n_occupied - window // 2 + 1)  # the window straddles the gap
+    occupations = np.where(first + np.arange(window) <= n_occupied, 2.0, 0.0)
     energies = np.sort(rng.uniform(-0.3, 0.1, window))
-    occupations = np.where(np.arange(window) < window // 2, 2.0, 0.0)
-    n_occupied = int(0.24 * overlap.shape[0])  # 4,350 occupied of 18,000 AOs at the paper's size
-    first = n_occupied - window // 2 + 1
-    ldos_rows = n_occupied + window // 2  # &PDOS NLUMO = window / 2
-    write_molog(directory / 'bench-orbitals-1_0.MOLog', coefficients, energies, occupations, first, elements)
+    kinds = {el: Kind(el) for el in sorted(set(elements))}
+    ao_atom = np.repeat(np.arange(len(elements)), [kinds[e].nao for e in elements])
+    ao_labels = np.array(
+        [
+            f' MO|{mu + 1:>5} {a + 1:>5} {elements[a]:>2}  {label:<8}'
+            for mu, (a, label) in enumerate(
+                zip(ao_atom, [lab for e in elements for lab in kinds[e].labels], strict=True)
+            )
+        ]
+    )
+    atom_ends = np.flatnonzero(np.r_[np.diff(ao_atom) > 0, True])
+    write_molog(
+        directory / 'bench-orbitals-1_0.MOLog', coefficients, energies, occupations, first, ao_labels, atom_ends
+    )
+    np.save(directory / 'domains.npy', atom_domains(atoms))
+    ldos_rows = max(n_occupied + window // 2, first + window - 1)  # &PDOS NLUMO covers the window
     all_energies = np.sort(rng.uniform(-1.0, 0.2, ldos_rows))
-    all_occ = np.where(np.arange(ldos_rows) < first + window // 2, 2.0, 0.0)
-    for k, element in enumerate(ELEMENTS, start=1):
+    all_occ = np.where(np.arange(ldos_rows) < n_occupied, 2.0, 0.0)
+    comps = ['s', 'py', 'pz', 'px', 'd-2', 'd-1', 'd0', 'd+1', 'd+2']
+    for k, element in enumerate(sorted(set(elements)), start=1):
         weights = rng.uniform(0, 1, (ldos_rows, 9)) / 27
-        comps = ['s', 'py', 'pz', 'px', 'd-2', 'd-1', 'd0', 'd+1', 'd+2']
         write_pdos(directory / f'bench-k{k}-1.pdos', f'atomic kind {element}', all_energies, all_occ, weights, comps)
     ldos = directory / 'ldos'
-    ldos.mkdir()
-    for atom in range(n_atoms):
-        weights = rng.uniform(0, 1, (ldos_rows, 3)) / (3 * n_atoms)
-        write_pdos(
-            ldos / f'bench-list{atom + 1}-1.pdos',
-            f'list {atom + 1} of    1 atoms',
-            all_energies,
-            all_occ,
-            weights,
-            'spd',
-        )
-    return {'n_ao': int(overlap.shape[0]), 'n_atoms': n_atoms, 'nnz': int(overlap.nnz)}
+    ldos.mkdir(exist_ok=True)
+    for atom in range(len(elements)):
+        weights = rng.uniform(0, 1, (ldos_rows, 3)) / (3 * len(elements))
+        header = f'list {atom + 1} of    1 atoms'
+        write_pdos(ldos / f'bench-list{atom + 1}-1.pdos', header, all_energies, all_occ, weights, 'spd')
+    return {
+        'model': model,
+        'n_ao': n_ao,
+        'n_atoms': len(elements),
+        'nnz': int(overlap.nnz),
+        'atom_pairs': n_pairs,
+        'overlap_integrals_s': overlap_s,
+        'files_mb': sum(p.stat().st_size for p in directory.rglob('*') if p.is_file()) / 2**20,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- timing
@@ -193,141 +371,352 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(n_ao: int, window: int, ldos_rows: int, baseline: bool, routes: list[str]) -> dict:
+def cpu_s() -> float:
+    """CPU time of this process, all threads (user + system): the work done, whatever else loads the machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_route(directory: Path, route: str, chebyshev_budget: float, columns: int = 0) -> dict:
+    """Time one route on the files in ``directory`` (run in a child process); ``columns`` > 0 restricts it to
+    that many orbitals of the window, evenly spread."""
     from aiida_nanohetero import analysis as an
 
-    result = {}
-    with tempfile.TemporaryDirectory(prefix='bench-analysis-') as tmp:
-        directory = Path(tmp)
-        t0 = time.perf_counter()
-        result.update(generate(directory, n_ao, window))
-        result['generate_s'] = time.perf_counter() - t0
-        result['files_mb'] = sum(p.stat().st_size for p in directory.rglob('*') if p.is_file()) / 2**20
-        result['peak_after_generate_mb'] = peak_mb()
+    result = {'route': route, 'load_start': os.getloadavg()[0]}
 
-        def timed(key, func, *args, **kwargs):
-            start = time.perf_counter()
-            value = func(*args, **kwargs)
-            result[f'{key}_s'] = time.perf_counter() - start
-            return value
+    def timed(key, func, *args, **kwargs):
+        start, cpu = time.perf_counter(), cpu_s()
+        value = func(*args, **kwargs)
+        result[f'{key}_s'] = time.perf_counter() - start
+        result[f'{key}_cpu_s'] = cpu_s() - cpu
+        return value
 
-        mos = timed('read_molog', an.read_mo_coefficients, directory / 'bench-orbitals-1_0.MOLog')
+    mos = timed('read_molog', an.read_mo_coefficients, directory / 'bench-orbitals-1_0.MOLog')
+    read = result['read_molog_s']
+    if route != 'cp2k-ldos':
         overlap = timed('read_csr', an.read_overlap_csr, directory / 'bench-S_SPIN_1-1_0.csr', n_ao=mos.n_ao)
-        timed('read_pdos_kinds', an.find_pdos_files, directory)
-        bounds = timed('spectral_bounds', an.overlap_spectral_bounds, overlap)
-        result['kappa'] = bounds[1] / bounds[0]
-        if 'chebyshev' in routes:
+        read += result['read_csr_s']
+    domains = np.load(directory / 'domains.npy')
+    subset = np.unique(np.linspace(0, mos.n_mo - 1, columns).astype(int)) if columns else np.arange(mos.n_mo)
+    result['columns'] = int(subset.size)
+    np.save(directory / f'columns-{route}.npy', subset)
+    c, e, o = mos.coefficients[:, subset], mos.energies[subset], mos.occupations[subset]
+    args = (np.ascontiguousarray(c), mos.ao_atom, e, o, mos.atom_elements)
+    ipr = None
+    if route in ('shift-invert', 'shift-invert-f64'):
+        precision = 'single' if route == 'shift-invert' else 'double'
+        analysis = timed(
+            'ipr',
+            an.analyse_orbitals,
+            overlap,
+            *args,
+            atom_domains=domains,
+            route='shift-invert',
+            precision=precision,
+            **({'tol': 1e-10} if precision == 'double' else {}),
+        )
+        result.update({f'sqrt_{k}': v for k, v in analysis.sqrt_info.items()})
+        ipr = analysis.ipr_raw
+        np.save(directory / f'lowdin-{route}.npy', analysis.populations)
+    elif route == 'chebyshev':
+        from aiida_nanohetero.analysis.ipr import _chebyshev_sqrt_coefficients, _Product
+
+        tol = 1e-8
+        lo, hi = timed('spectral_bounds', an.overlap_spectral_bounds, overlap)
+        result['sqrt_lambda_min'], result['sqrt_lambda_max'] = lo, hi
+        degree = len(_chebyshev_sqrt_coefficients(lo, hi, tol)) - 1
+        n, nnz = overlap.shape[0], overlap.nnz
+        mode = 'dense' if nnz > 0.05 * n * n and 8 * n * n < 3e9 else 'sparse'  # as apply_sqrt_overlap's 'auto'
+        product = _Product(overlap, mode, os.cpu_count() or 1)
+        start = time.perf_counter()
+        for _ in range(2):
+            product(args[0])
+        per_product = (time.perf_counter() - start) / 2
+        product.close()
+        del product
+        result.update({'sqrt_degree': degree, 'product_mode': mode, 'product_s': per_product})
+        result['projected_ipr_s'] = result['spectral_bounds_s'] + (degree + 1) * per_product
+        if result['projected_ipr_s'] <= chebyshev_budget:
             analysis = timed(
-                'ipr_chebyshev',
+                'ipr',
                 an.analyse_orbitals,
                 overlap,
-                mos.coefficients,
-                mos.ao_atom,
-                mos.energies,
-                mos.occupations,
-                mos.atom_elements,
-                method='paper',
+                *args,
+                atom_domains=domains,
                 route='chebyshev',
-                bounds=bounds,
-                tol=1e-8,
+                bounds=(lo, hi),
+                tol=tol,
             )
-            result['chebyshev_degree'] = analysis.sqrt_info['degree']
-            result['chebyshev_norm_error'] = analysis.sqrt_info['norm_error']
-            result['total_chebyshev_s'] = sum(
-                result[k]
-                for k in ('read_molog_s', 'read_csr_s', 'read_pdos_kinds_s', 'spectral_bounds_s', 'ipr_chebyshev_s')
-            )
-        if 'cp2k-ldos' in routes:
+            result['ipr_s'] += result['spectral_bounds_s']
+            result['ipr_cpu_s'] += result['spectral_bounds_cpu_s']
+            result['sqrt_norm_error'] = analysis.sqrt_info['norm_error']
+            ipr = analysis.ipr_raw
+    elif route == 'cp2k-ldos':
 
-            def ldos_route():
-                _, lists = an.find_pdos_files(directory / 'ldos')
-                ordered = [lists[i] for i in sorted(lists)]
-                pops, _ = an.populations_from_ldos(
-                    ordered, [[i] for i in range(len(ordered))], mos.n_atoms, mos.indices
-                )
-                return an.ipr_from_weights(pops)
+        def ldos_route():
+            _, lists = an.find_pdos_files(directory / 'ldos')
+            ordered = [lists[i] for i in sorted(lists)]
+            pops, _ = an.populations_from_ldos(ordered, [[i] for i in range(len(ordered))], mos.n_atoms, mos.indices)
+            return an.ipr_from_weights(pops)
 
-            timed('ipr_cp2k_ldos', ldos_route)
-            result['total_cp2k_ldos_s'] = result['read_molog_s'] + result['ipr_cp2k_ldos_s']
-        if baseline:
-            import scipy.linalg
+        timed('ipr', ldos_route)
+    elif route == 'authors':
+        import scipy.linalg
 
-            def authors():
-                dense = overlap.toarray().astype(np.float32)
-                root = scipy.linalg.sqrtm(dense)
-                tilde = np.dot(root, mos.coefficients.astype(np.float32))
-                starts = np.flatnonzero(np.r_[True, np.diff(mos.ao_atom) > 0])
-                summed = np.add.reduceat(tilde, starts, 0).astype(np.float64)
-                return (summed**4).sum(0) / (summed**2).sum(0) ** 2
+        def authors():  # nano-qmflows workflow_ipr: sqrtm(S) in float32, S^½ C, signed sums per atom
+            dense = overlap.toarray().astype(np.float32)
+            root = scipy.linalg.sqrtm(dense)
+            tilde = np.dot(root, args[0].astype(np.float32))
+            starts = np.flatnonzero(np.r_[True, np.diff(mos.ao_atom) > 0])
+            summed = np.add.reduceat(tilde, starts, 0).astype(np.float64)
+            return (summed**4).sum(0) / (summed**2).sum(0) ** 2
 
-            ipr_authors = timed('ipr_authors', authors)
-            if 'chebyshev' in routes:
-                result['authors_vs_ours_max_ipr_diff'] = float(np.abs(ipr_authors - analysis.ipr_raw).max())
-        result['peak_mb'] = peak_mb()
+        ipr = np.real(timed('ipr', authors))
+    else:
+        raise SystemExit(f'unknown route {route}')
+    if 'ipr_s' in result:
+        result['total_s'] = read + result['ipr_s']
+        result['total_cpu_s'] = sum(result.get(f'{k}_cpu_s', 0.0) for k in ('read_molog', 'read_csr', 'ipr'))
+    if ipr is not None:
+        np.save(directory / f'ipr-{route}.npy', ipr)
+    result['peak_mb'] = peak_mb()
+    result['load_end'] = os.getloadavg()[0]
     return result
+
+
+def child(args: list[str], timeout: float) -> dict | None:
+    """Run this script with ``args`` in a fresh process; its last stdout line is JSON."""
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, *args], capture_output=True, text=True, env=os.environ, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {'timed_out': timeout}
+    if out.returncode:
+        print(out.stderr[-3000:], file=sys.stderr)
+        return {'failed': out.returncode}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_model(model: str, args) -> dict:
+    keep = args.workdir is not None
+    base = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix='bench-analysis-'))
+    directory = base / model
+    directory.mkdir(parents=True, exist_ok=True)
+    meta_file = directory / 'meta.json'
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+    else:
+        start = time.perf_counter()
+        meta = child(['--generate', model, '--dir', str(directory)], timeout=3600)
+        meta['generate_s'] = time.perf_counter() - start
+        meta_file.write_text(json.dumps(meta))
+    record = {**meta, 'routes': {}}
+    routes = list(args.routes)
+    if meta['n_ao'] > args.authors_max:
+        routes = [r for r in routes if r != 'authors']
+    for route in routes:
+        extra = ['--chebyshev-budget', str(args.chebyshev_budget)]
+        if route == 'shift-invert-f64' and meta['n_ao'] > args.f64_max:
+            extra += ['--columns', str(args.f64_columns)]
+        record['routes'][route] = child(['--run', route, '--dir', str(directory), *extra], timeout=args.timeout)
+    iprs, subsets = {}, {}
+    for r in routes:
+        if (directory / f'ipr-{r}.npy').exists():
+            iprs[r], subsets[r] = np.load(directory / f'ipr-{r}.npy'), np.load(directory / f'columns-{r}.npy')
+
+    def compare(route: str, other: str):
+        common, i, j = np.intersect1d(subsets[route], subsets[other], return_indices=True)
+        return iprs[route][i], iprs[other][j], common
+
+    for route in iprs:
+        if 'shift-invert-f64' in iprs and route != 'shift-invert-f64':
+            values, reference, common = compare(route, 'shift-invert-f64')
+            record['routes'][route]['ipr_rel_err_vs_f64'] = float(np.max(np.abs(values / reference - 1)))
+            record['routes'][route]['f64_columns'] = int(common.size)
+        if route != 'shift-invert' and 'shift-invert' in iprs:
+            values, ours, _ = compare(route, 'shift-invert')
+            record['routes'][route]['ipr_max_diff_vs_ours'] = float(np.abs(values - ours).max())
+    if 'shift-invert' in iprs and 'shift-invert-f64' in iprs:
+        w32, w64 = (np.load(directory / f'lowdin-{r}.npy') for r in ('shift-invert', 'shift-invert-f64'))
+        _, i, j = np.intersect1d(subsets['shift-invert'], subsets['shift-invert-f64'], return_indices=True)
+        ratio = np.square(w32[:, i]).sum(0) / np.square(w64[:, j]).sum(0)
+        record['routes']['shift-invert']['lowdin_ipr_rel_err_vs_f64'] = float(np.max(np.abs(ratio - 1)))
+    for pattern in ('ipr-*.npy', 'columns-*.npy', 'lowdin-*.npy'):
+        for path in directory.glob(pattern):
+            path.unlink()
+    if not keep:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    return record
+
+
+def report(r: dict) -> None:
+    ours = r['routes'].get('shift-invert') or {}
+    kappa = ours.get('sqrt_lambda_max', float('nan')) / ours.get('sqrt_lambda_min', float('nan'))
+    print(
+        f'{r["model"]:>5}: {r["n_atoms"]:>5} atoms  n_ao {r["n_ao"]:>6}  nnz(S) {r["nnz"] / 1e6:6.2f} M '
+        f'({r["nnz"] / r["n_ao"] ** 2:.1%})  kappa(S) ~{kappa:6.0f}  files {r["files_mb"]:7.1f} MB  '
+        f'(inputs generated in {r.get("generate_s", float("nan")):.0f} s)'
+    )
+    for route, v in r['routes'].items():
+        if v is None or 'timed_out' in v or 'failed' in v:
+            print(f'   {route:<17} {v}')
+            continue
+        parts = [f'read MOLog {v["read_molog_s"]:.1f} s']
+        if v.get('columns', WINDOW) < WINDOW:
+            parts.insert(0, f'{v["columns"]} of the {WINDOW} orbitals')
+        if 'read_csr_s' in v:
+            parts.append(f'read csr {v["read_csr_s"]:.1f} s')
+        if route.startswith('shift-invert'):
+            parts.append(
+                f'S^1/2 C + IPR {v["ipr_s"]:.1f} s ({v["sqrt_degree"]} solves, shift {v["sqrt_shift"]:.2f}, '
+                f'estimate {v["sqrt_error_estimate"]:.0e}, norm check {v["sqrt_norm_error"]:.0e})'
+            )
+        elif route == 'chebyshev':
+            parts.append(f'bounds {v["spectral_bounds_s"]:.1f} s, degree {v["sqrt_degree"]} x {v["product_s"]:.2f} s')
+            if 'ipr_s' in v:
+                parts.append(f'S^1/2 C + IPR {v["ipr_s"]:.1f} s (projected {v["projected_ipr_s"]:.0f} s)')
+            else:
+                parts.append(f'S^1/2 C + IPR projected {v["projected_ipr_s"]:.0f} s (not run)')
+        else:
+            parts.append(f'IPR {v["ipr_s"]:.1f} s')
+        if 'total_s' in v:
+            parts.append(f'whole {v["total_s"]:.1f} s (CPU {v["total_cpu_s"]:.0f} s)')
+        parts.append(f'peak {v["peak_mb"]:.0f} MB')
+        for key, label in (
+            ('ipr_rel_err_vs_f64', 'paper IPR rel. err vs f64'),
+            ('lowdin_ipr_rel_err_vs_f64', 'lowdin IPR rel. err vs f64'),
+            ('ipr_max_diff_vs_ours', 'max |IPR - ours|'),
+        ):
+            if key in v:
+                over = f' ({v["f64_columns"]} orbitals)' if v.get('f64_columns', WINDOW) < WINDOW else ''
+                parts.append(f'{label} {v[key]:.1e}{over if "f64" in key else ""}')
+        parts.append(f'load {v["load_start"]:.1f}-{v["load_end"]:.1f}')
+        print(f'   {route:<17} ' + ', '.join(parts))
+    authors = r['routes'].get('authors') or {}
+    if 'ipr_s' in authors and 'ipr_s' in ours:
+        print(
+            f'   speed-up over the authors: {authors["ipr_s"] / ours["ipr_s"]:.1f}x (S^1/2 C + IPR), '
+            f'{authors["total_s"] / ours["total_s"]:.1f}x (whole analysis incl. reading)'
+        )
+    sys.stdout.flush()
+
+
+def fit_scaling(records: list[dict]) -> None:
+    records = sorted(records, key=lambda r: r['n_ao'])
+    for route, key in (
+        ('shift-invert', 'total_s'),
+        ('shift-invert', 'ipr_s'),
+        ('shift-invert', 'read_molog_s'),
+        ('shift-invert', 'read_csr_s'),
+        ('chebyshev', 'projected_ipr_s'),
+        ('authors', 'ipr_s'),
+    ):
+        points = [(r['n_ao'], (r['routes'].get(route) or {}).get(key)) for r in records]
+        points = [(n, t) for n, t in points if t]
+        if len(points) >= 3:
+            n, t = np.log(np.array(points, dtype=float)).T
+            slope = np.polyfit(n, t, 1)[0]
+            span = f'{int(points[0][0])}-{int(points[-1][0])} AOs'
+            print(f'scaling {route} {key}: time ~ n_ao^{slope:.2f} over {span} ({len(points)} sizes)')
+    nnz = [(r['n_ao'], r['nnz']) for r in records]
+    if len(nnz) >= 3:
+        n, z = np.log(np.array(nnz, dtype=float)).T
+        print(f'scaling nnz(S) ~ n_ao^{np.polyfit(n, z, 1)[0]:.2f}')
+
+
+# ------------------------------------------------------------------------------------------------- calibration
+
+
+def _coords(inp: Path):
+    block = inp.read_text().split('&COORD')[1].split('&END COORD')[0]
+    rows = [line.split() for line in block.strip().splitlines()]
+    return [r[0] for r in rows], np.array([[float(x) for x in r[1:4]] for r in rows])
+
+
+def calibrate(cases: list[tuple[Path, Path, float]]) -> None:
+    """Compare the generator with overlap files CP2K wrote: pattern, values, nnz per atom-pair distance."""
+    import scipy.linalg
+    import scipy.sparse as sp
+
+    from aiida_nanohetero.analysis import read_overlap_csr
+
+    for inp, csr, threshold in cases:
+        elements, positions = _coords(inp)
+        rows, cols, values, n_ao, _ = cp2k_overlap(positions, elements, threshold=threshold)
+        ours = sp.csr_array((values, (rows, cols)), shape=(n_ao, n_ao)).toarray()
+        real = sp.triu(read_overlap_csr(csr, n_ao=n_ao)).toarray()
+        same = np.array_equal(ours != 0, real != 0)
+        print(f'{inp.parent.name}: {len(elements)} atoms, {n_ao} AOs, threshold {threshold:g}')
+        print(
+            f'   nnz (upper triangle) ours {np.count_nonzero(ours)}, CP2K {np.count_nonzero(real)}; '
+            f'same pattern: {same}; max |S_ours - S_cp2k| = {np.abs(ours - real).max():.1e}'
+        )
+        kinds = {el: Kind(el) for el in set(elements)}
+        ao_atom = np.repeat(np.arange(len(elements)), [kinds[e].nao for e in elements])
+        dist = np.linalg.norm(positions[:, None] - positions[None], axis=-1)[ao_atom][:, ao_atom]
+        edges = np.arange(0, dist.max() + 2.5, 2.5)
+        h_ours = np.histogram(dist[ours != 0], edges)[0]
+        h_real = np.histogram(dist[real != 0], edges)[0]
+        bins = [
+            f'{a:.1f}-{b:.1f}: {o}/{c}' for a, b, o, c in zip(edges, edges[1:], h_ours, h_real, strict=False) if c or o
+        ]
+        print('   nnz per atom-pair distance (Å), ours/CP2K:', ', '.join(bins))
+        spectra = [scipy.linalg.eigvalsh(m + m.T - np.diag(np.diag(m))) for m in (ours, real)]
+        for label, e in zip(('ours', 'CP2K'), spectra, strict=True):
+            print(f'   spectrum {label}: {e[0]:.6f} - {e[-1]:.4f} (kappa {e[-1] / e[0]:.1f})')
+
+
+# ---------------------------------------------------------------------------------------------------------- main
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--sizes', type=int, nargs='+', default=[1000, 2000, 4000, 8000, 18000])
-    parser.add_argument('--window', type=int, default=400)
-    parser.add_argument('--baseline-max', type=int, default=4000, help="largest size for the authors' route")
-    parser.add_argument('--routes', nargs='+', default=['chebyshev', 'cp2k-ldos'])
-    parser.add_argument('--one', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--models', nargs='+', default=['n1', 'n2', 'n3', 'n4', 'paper'], choices=list(MODELS))
+    routes = ['shift-invert', 'shift-invert-f64', 'chebyshev', 'cp2k-ldos', 'authors']
+    parser.add_argument('--routes', nargs='+', default=routes, choices=routes)
+    parser.add_argument('--authors-max', type=int, default=5000, help="largest n_ao for the authors' route")
+    parser.add_argument('--f64-max', type=int, default=10000, help='largest n_ao for a full float64 reference')
+    parser.add_argument('--f64-columns', type=int, default=40, help='orbitals of the float64 reference above it')
+    parser.add_argument(
+        '--chebyshev-budget', type=float, default=300, help='run chebyshev fully if projected below (s)'
+    )
+    parser.add_argument('--timeout', type=float, default=1800, help='limit per child process (s)')
+    parser.add_argument('--workdir', help='keep the generated inputs here (and reuse them on the next run)')
     parser.add_argument('--json', type=Path, help='also write the results here')
+    parser.add_argument('--calibrate', action='store_true', help='compare the generator with real CP2K files')
+    parser.add_argument('--calibrate-extra', nargs=3, action='append', default=[], metavar=('INP', 'CSR', 'THRESHOLD'))
+    parser.add_argument('--generate', help=argparse.SUPPRESS)
+    parser.add_argument('--run', help=argparse.SUPPRESS)
+    parser.add_argument('--dir', type=Path, help=argparse.SUPPRESS)
+    parser.add_argument('--columns', type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.one:
-        print(json.dumps(run_one(args.one, args.window, 0, args.one <= args.baseline_max, args.routes)))
+    if args.generate:
+        print(json.dumps(generate(args.dir, args.generate)))
+        return
+    if args.run:
+        print(json.dumps(run_route(args.dir, args.run, args.chebyshev_budget, args.columns)))
+        return
+    if args.calibrate:
+        data = Path(__file__).resolve().parent.parent / 'tests' / 'data' / 'cp2k' / 'cs4pbbr6'
+        cases = [(data / 'cube.inp', data / 'cube-overlap-S_SPIN_1-1_0.csr', 1e-10)]
+        cases += [(Path(i), Path(c), float(t)) for i, c, t in args.calibrate_extra]
+        calibrate(cases)
         return
 
-    results = []
-    for size in args.sizes:
-        cmd = [sys.executable, __file__, '--one', str(size), '--window', str(args.window)]
-        cmd += ['--baseline-max', str(args.baseline_max), '--routes', *args.routes]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
-        if out.returncode:
-            print(out.stderr, file=sys.stderr)
-            raise SystemExit(f'size {size} failed')
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        results.append(result)
-        report(result)
-    if len(results) > 2:
-        n = np.array([r['n_ao'] for r in results], dtype=float)
-        for key in ('ipr_chebyshev_s', 'total_chebyshev_s', 'read_molog_s', 'read_csr_s', 'ipr_authors_s'):
-            have = [i for i, r in enumerate(results) if key in r]
-            if len(have) >= 2:
-                t = np.array([results[i][key] for i in have])
-                slope = np.polyfit(np.log(n[have]), np.log(t), 1)[0]
-                print(f'scaling {key}: time ~ n_ao^{slope:.2f} over {int(n[have][0])}-{int(n[have][-1])} AOs')
+    print(f'{time.strftime("%Y-%m-%d %H:%M")}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}')
+    records = []
+    for model in args.models:
+        record = bench_model(model, args)
+        records.append(record)
+        report(record)
+    fit_scaling(records)
+    print(f'load average at the end {os.getloadavg()[0]:.1f}')
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-
-
-def report(r: dict) -> None:
-    print(
-        f'n_ao {r["n_ao"]:>6}  atoms {r["n_atoms"]:>5}  nnz(S) {r["nnz"] / 1e6:7.2f} M  kappa {r["kappa"]:7.1f}  '
-        f'files {r["files_mb"]:8.1f} MB'
-    )
-    parts = [f'read MOLog {r["read_molog_s"]:.2f} s', f'read csr {r["read_csr_s"]:.2f} s']
-    parts.append(f'read pdos {r["read_pdos_kinds_s"]:.2f} s')
-    parts.append(f'Lanczos bounds {r["spectral_bounds_s"]:.2f} s')
-    print('   ' + ', '.join(parts))
-    if 'ipr_chebyshev_s' in r:
-        print(
-            f'   chebyshev (paper+lowdin): IPR {r["ipr_chebyshev_s"]:.2f} s (degree {r["chebyshev_degree"]}, '
-            f'norm check {r["chebyshev_norm_error"]:.1e}); whole analysis {r["total_chebyshev_s"]:.2f} s'
-        )
-    if 'ipr_cp2k_ldos_s' in r:
-        print(f'   cp2k-ldos (lowdin only): read {r["n_atoms"]} LDOS files + IPR {r["ipr_cp2k_ldos_s"]:.2f} s')
-    if 'ipr_authors_s' in r:
-        speedup = r['ipr_authors_s'] / r['ipr_chebyshev_s'] if 'ipr_chebyshev_s' in r else float('nan')
-        print(
-            f'   authors (dense sqrtm, float32): {r["ipr_authors_s"]:.2f} s  -> ours is {speedup:.1f}x faster '
-            f'(max IPR difference {r.get("authors_vs_ours_max_ipr_diff", float("nan")):.1e})'
-        )
-    print(f'   peak memory {r["peak_mb"]:.0f} MB (generation alone {r["peak_after_generate_mb"]:.0f} MB)')
-    sys.stdout.flush()
+        args.json.write_text(json.dumps(records, indent=1))
 
 
 if __name__ == '__main__':
