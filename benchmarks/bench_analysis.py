@@ -1,13 +1,13 @@
 """Benchmark of the orbital analysis up to the paper's size, on the paper's models with CP2K's own overlap matrix.
 
     python benchmarks/bench_analysis.py                          # ladder n1..n4 and the paper's model
-    python benchmarks/bench_analysis.py --models n1 n2 n3 --authors-max 5000
+    python benchmarks/bench_analysis.py --models paper n4s n4 n3 n2 n1 --authors-max 8000   # docs/analysis.md
     python benchmarks/bench_analysis.py --models paper --workdir /tmp/bench-inputs   # keep (and reuse) inputs
     python benchmarks/bench_analysis.py --calibrate               # generator against real CP2K overlap files
 
 **Inputs.** Each model is a CsPbBr3/Pb4S3Br2 heterostructure from ``build_model`` (the ``paper`` preset, 1386
-atoms, and smaller ones with the same construction: cube n = 1..4 with a scaled half-sphere). A child process
-(untimed) computes its AO overlap matrix the way CP2K 2023 does: contracted spherical Gaussians of
+atoms, and smaller ones with the same construction: cube n = 1..4 with a scaled half-sphere, ``MODELS``). A
+child process (untimed) computes its AO overlap matrix the way CP2K 2023 does: contracted spherical Gaussians of
 DZVP-MOLOPT-SR-GTH (exponents and contraction coefficients read at run time from CP2K's ``BASIS_MOLOPT``; Cs
 14 AOs, Pb/Br/S 13; CP2K's AO order and labels), Obara-Saika overlap integrals, CP2K's neighbour list
 (atom pairs closer than the sum of the kind radii, from ``EPS_PGF_ORB`` = sqrt(EPS_DEFAULT) = 1e-5) and its
@@ -22,7 +22,8 @@ which includes reading the files):
 
 * ``shift-invert`` (ours, the default above 3,000 AOs): S^½ C by shift-and-invert Lanczos, float32 Cholesky
   of S + σI and triangular solves, paper + lowdin IPR, element and domain contributions;
-* ``shift-invert-f64``: the same in float64 (accuracy reference for the float32 IPR, up to ``--f64-max``);
+* ``shift-invert-f64``: the same in float64, the accuracy reference of the float32 IPR (on all orbitals up to
+  ``--f64-max`` AOs, above on ``--f64-columns`` of them);
 * ``chebyshev`` (the session-1 route): Lanczos spectral bounds, then a Chebyshev expansion of the square root
   (tol 1e-8); run to the end when its projection (bounds + degree x measured time of one product) fits in
   ``--chebyshev-budget``, else reported as that projection;
