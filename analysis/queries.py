@@ -613,6 +613,16 @@ def _node(backend, uuid: str):
     return _qb(backend).append(orm.Node, filters={'uuid': uuid}).one()[0]
 
 
+def _add_contributions(frame, prefix: str, names: list[str], contributions, order) -> None:
+    """One ``<prefix>_<name>`` column per element or domain: those of ``order`` always (0 where absent), then
+    any other the node has."""
+    for name in order:
+        frame[f'{prefix}_{name}'] = contributions[names.index(name)] if name in names else 0.0
+    for i, name in enumerate(names):
+        if name not in order:
+            frame[f'{prefix}_{name}'] = contributions[i]
+
+
 def _orbital_frame(row: pd.Series, backend) -> pd.DataFrame:
     ipr_node = _node(backend, row['ipr_uuid'])
     summary = _node(backend, row['summary_uuid']).get_dict()
@@ -648,20 +658,14 @@ def _orbital_frame(row: pd.Series, backend) -> pd.DataFrame:
         frame['in_gap'] = (energies > vb['energy_ev'] + EDGE_TOL_EV) & (energies < cb['energy_ev'] - EDGE_TOL_EV)
     else:
         frame['vb_edge'] = frame['cb_edge'] = frame['in_gap'] = False
-    elements = list(ipr_node.base.attributes.get('elements'))
-    element_contributions = ipr_node.get_array('element_contributions')
-    for element in ELEMENT_ORDER:
-        frame[f'element_{element}'] = element_contributions[elements.index(element)] if element in elements else 0.0
-    for i, element in enumerate(elements):
-        if element not in ELEMENT_ORDER:
-            frame[f'element_{element}'] = element_contributions[i]
-    domains = list(ipr_node.base.attributes.get('domains'))
-    domain_contributions = ipr_node.get_array('domain_contributions')
-    for domain in DOMAIN_ORDER:
-        frame[f'domain_{domain}'] = domain_contributions[domains.index(domain)] if domain in domains else 0.0
-    for i, domain in enumerate(domains):
-        if domain not in DOMAIN_ORDER:
-            frame[f'domain_{domain}'] = domain_contributions[i]
+    for prefix, names, order in (('element', 'elements', ELEMENT_ORDER), ('domain', 'domains', DOMAIN_ORDER)):
+        _add_contributions(
+            frame,
+            prefix,
+            list(ipr_node.base.attributes.get(names)),
+            ipr_node.get_array(f'{prefix}_contributions'),
+            order,
+        )
     frame['interface_state'] = frame['localised'] & (frame['domain_interface'] >= INTERFACE_FRACTION)
     frame['ipr_threshold'] = threshold
     frame['ipr_method'] = ipr_node.base.attributes.get('method')

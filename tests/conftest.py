@@ -32,6 +32,17 @@ def shared_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope='session')
+def example_archive() -> pathlib.Path:
+    """The real tiny campaign committed under ``examples/`` (see README, "Results and figures")."""
+    archive = REPO / 'examples' / 'tiny-campaign.aiida'
+    if not archive.is_file():
+        if os.environ.get('CI'):
+            pytest.fail(f'the example archive {archive} is not in the repository')
+        pytest.skip(f'the example archive {archive} is not there yet')
+    return archive
+
+
+@pytest.fixture(scope='session')
 def cp2k_executable() -> str:
     executable = shutil.which('cp2k.psmp')
     if executable is None:

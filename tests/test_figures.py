@@ -17,19 +17,8 @@ import pytest
 from aiida_nanohetero.analysis import queries
 from aiida_nanohetero.analysis.figures import FIGURES, figure_data, plot_figure, write_figures
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLE_ARCHIVE = REPO / 'examples' / 'tiny-campaign.aiida'
 BIN = pathlib.Path(sys.executable).parent
 OUTPUTS = [f'{name}.{suffix}' for name in FIGURES for suffix in ('png', 'svg', 'csv')]
-
-
-@pytest.fixture(scope='session')
-def example_archive() -> pathlib.Path:
-    if not EXAMPLE_ARCHIVE.is_file():
-        if os.environ.get('CI'):
-            pytest.fail(f'the example archive {EXAMPLE_ARCHIVE} is not in the repository')
-        pytest.skip(f'the example archive {EXAMPLE_ARCHIVE} is not there yet')
-    return EXAMPLE_ARCHIVE
 
 
 def _no_cp2k_env(tmp_path: pathlib.Path) -> dict:

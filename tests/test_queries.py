@@ -5,7 +5,6 @@ unknown campaign, failed models, archives that are not archives or come from a n
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import zipfile
 
@@ -19,19 +18,7 @@ from aiida_nanohetero.analysis import queries
 from aiida_nanohetero.analysis.figures import FIGURES, figure_data
 from aiida_nanohetero.cli import cli
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-#: The real tiny campaign computed by this package and committed for everyone (see README, "Results and figures").
-EXAMPLE_ARCHIVE = REPO / 'examples' / 'tiny-campaign.aiida'
 KEYS = ['half_sphere', 'cube_Br', 'heterostructure_Br']
-
-
-@pytest.fixture(scope='session')
-def example_archive() -> pathlib.Path:
-    if not EXAMPLE_ARCHIVE.is_file():
-        if os.environ.get('CI'):
-            pytest.fail(f'the example archive {EXAMPLE_ARCHIVE} is not in the repository')
-        pytest.skip(f'the example archive {EXAMPLE_ARCHIVE} is not there yet')
-    return EXAMPLE_ARCHIVE
 
 
 def _invoke(*args):
