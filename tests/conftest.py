@@ -52,6 +52,52 @@ def cp2k_executable() -> str:
     return executable
 
 
+#: Basis and potentials of water, the cheap molecule of the restart tests.
+WATER_KINDS = {
+    'H': {'BASIS_SET': 'DZVP-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q1'},
+    'O': {'BASIS_SET': 'DZVP-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q6'},
+}
+
+
+@pytest.fixture(scope='session')
+def water_kinds() -> dict:
+    return WATER_KINDS
+
+
+@pytest.fixture(scope='session')
+def water_relaxation():
+    """A factory of ``Cp2kRestartWorkChain`` inputs relaxing a bent water molecule with the tiny protocol's
+    relaxation step, ``parameters`` merged into its CP2K input: ``water_relaxation(code, parameters,
+    max_iterations, box=3.0, options=None)`` (box: vacuum in Å; options: calculation options)."""
+    from aiida import orm
+    from ase import Atoms
+
+    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
+    from aiida_nanohetero.workflows.cp2k_base import merge_parameters
+    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
+
+    def inputs(code, parameters: dict, max_iterations: int, box: float = 3.0, options: dict | None = None) -> dict:
+        water = orm.StructureData(ase=Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)]))
+        overrides = {'kinds': WATER_KINDS, 'mo_window': {'occupied': 2, 'virtual': 2}}
+        relax = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
+            code, water, 'tiny', overrides, options=options
+        ).relax
+        return {
+            'cp2k': {
+                'code': relax.cp2k.code,
+                'parameters': orm.Dict(merge_parameters(relax.cp2k.parameters.get_dict(), parameters)),
+                'settings': relax.cp2k.settings,
+                'file': dict(relax.cp2k.file),
+                'structure': place_in_cubic_box(water, orm.Float(box)),
+                'metadata': {'options': dict(relax.cp2k.metadata.options)},
+            },
+            'max_iterations': orm.Int(max_iterations),
+            'handler_overrides': relax.handler_overrides,
+        }
+
+    return inputs
+
+
 @pytest.fixture(scope='session')
 def cp2k_code(aiida_profile, cp2k_executable):
     """Computer and CP2K code made by the same code path as ``nanohetero setup`` from ``profiles/local.yaml``."""

@@ -10,11 +10,6 @@ from aiida_nanohetero.workflows.cp2k_base import SCF_STRATEGIES, geometry_steps_
 from aiida_nanohetero.workflows.parsers import final_scf_converged
 from aiida_nanohetero.workflows.single_point import SinglePointWorkChain
 
-WATER_KINDS = {
-    'H': {'BASIS_SET': 'DZVP-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q1'},
-    'O': {'BASIS_SET': 'DZVP-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q6'},
-}
-
 
 def test_final_scf_check():
     converged = '  *** SCF run converged in    23 steps ***\n'
@@ -56,10 +51,10 @@ def test_an_ot_override_gets_ot_settings_and_ot_strategies():
         assert set(changes['FORCE_EVAL']['DFT']['SCF']) == {'OT'}
 
 
-def _water_builder(code, max_scf: int):
+def _water_builder(code, max_scf: int, kinds: dict):
     water = orm.StructureData(ase=Atoms('OH2', positions=[(0, 0, 0), (0.757, 0.586, 0), (-0.757, 0.586, 0)]))
     overrides = {
-        'kinds': WATER_KINDS,
+        'kinds': kinds,
         'cp2k': {'cp2k': {'parameters': {'FORCE_EVAL': {'DFT': {'SCF': {'MAX_SCF': max_scf, 'ADDED_MOS': 4}}}}}},
     }
     return SinglePointWorkChain.get_builder_from_protocol(code, water, protocol='tiny', overrides=overrides)
@@ -70,10 +65,10 @@ def _calculations(node) -> list[orm.CalcJobNode]:
 
 
 @pytest.mark.cp2k
-def test_scf_out_of_steps_restarts_from_wavefunction_and_finishes(cp2k_code):
+def test_scf_out_of_steps_restarts_from_wavefunction_and_finishes(cp2k_code, water_kinds):
     from aiida.engine import run_get_node
 
-    _, node = run_get_node(_water_builder(cp2k_code, max_scf=4))
+    _, node = run_get_node(_water_builder(cp2k_code, max_scf=4, kinds=water_kinds))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     assert len(calcs) >= 2
@@ -91,10 +86,10 @@ def test_scf_out_of_steps_restarts_from_wavefunction_and_finishes(cp2k_code):
 
 
 @pytest.mark.cp2k
-def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code):
+def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code, water_kinds):
     from aiida.engine import run_get_node
 
-    builder = _water_builder(cp2k_code, max_scf=1)
+    builder = _water_builder(cp2k_code, max_scf=1, kinds=water_kinds)
     builder.cp2k.max_iterations = orm.Int(len(SCF_STRATEGIES) + 2)
     _, node = run_get_node(builder)
     assert node.exit_status == SinglePointWorkChain.exit_codes.ERROR_SUB_PROCESS_FAILED_CP2K.status
@@ -112,7 +107,7 @@ def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code):
 
 
 @pytest.mark.cp2k
-def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefunction(cp2k_code):
+def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefunction(cp2k_code, water_relaxation):
     """CP2K's GLOBAL/WALLTIME stops a geometry optimisation cleanly (as it would a few minutes before the scheduler's
     limit); aiida-cp2k's handler, enabled by our protocols, continues it from the last geometry and wavefunction."""
     from aiida.engine import run_get_node
@@ -122,7 +117,7 @@ def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefun
     tight = {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}
     # WALLTIME 20 s: a few geometry steps of water per run, not the whole relaxation
     parameters = {'GLOBAL': {'WALLTIME': 20}, 'MOTION': {'GEO_OPT': tight}}
-    _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation(cp2k_code, parameters, max_iterations=12))
+    _, node = run_get_node(Cp2kRestartWorkChain, **water_relaxation(cp2k_code, parameters, max_iterations=12))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     assert len(calcs) >= 2
@@ -144,7 +139,7 @@ def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefun
 
 
 @pytest.mark.cp2k
-def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
+def test_relaxation_out_of_geometry_steps_continues(cp2k_code, water_relaxation):
     """A geometry optimisation that reaches MAX_ITER continues from its last geometry with more steps allowed."""
     from aiida.engine import run_get_node
 
@@ -153,7 +148,7 @@ def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
     # CP2K's default thresholds (the tiny protocol's are loose enough for water to converge within 3 steps)
     default = {'MAX_FORCE': 4.5e-4, 'RMS_FORCE': 3.0e-4, 'MAX_DR': 3.0e-3, 'RMS_DR': 1.5e-3}
     parameters = {'MOTION': {'GEO_OPT': {'MAX_ITER': 3, **default}}}
-    _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation(cp2k_code, parameters, max_iterations=8))
+    _, node = run_get_node(Cp2kRestartWorkChain, **water_relaxation(cp2k_code, parameters, max_iterations=8))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     first, second = calcs[0], calcs[1]
@@ -162,27 +157,3 @@ def test_relaxation_out_of_geometry_steps_continues(cp2k_code):
     assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
     assert second.inputs.parameters['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
     assert calcs[-1].is_finished_ok
-
-
-def _water_relaxation(code, parameters: dict, max_iterations: int) -> dict:
-    """Inputs of a ``Cp2kRestartWorkChain`` relaxing a bent water molecule with the tiny protocol's relaxation step,
-    with ``parameters`` merged into its CP2K input."""
-    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
-    from aiida_nanohetero.workflows.cp2k_base import merge_parameters
-    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
-
-    water = orm.StructureData(ase=Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)]))
-    overrides = {'kinds': WATER_KINDS, 'mo_window': {'occupied': 2, 'virtual': 2}}
-    relax = RelaxAndSinglePointWorkChain.get_builder_from_protocol(code, water, 'tiny', overrides).relax
-    return {
-        'cp2k': {
-            'code': relax.cp2k.code,
-            'parameters': orm.Dict(merge_parameters(relax.cp2k.parameters.get_dict(), parameters)),
-            'settings': relax.cp2k.settings,
-            'file': dict(relax.cp2k.file),
-            'structure': place_in_cubic_box(water, orm.Float(3.0)),
-            'metadata': {'options': dict(relax.cp2k.metadata.options)},
-        },
-        'max_iterations': orm.Int(max_iterations),
-        'handler_overrides': relax.handler_overrides,
-    }

@@ -18,7 +18,6 @@ import subprocess
 import pytest
 import yaml
 from aiida import orm
-from ase import Atoms
 
 from aiida_nanohetero.profiles import SPEC_DIR, ProfileSpecError, load_spec
 
@@ -26,10 +25,6 @@ pytestmark = pytest.mark.slurm
 
 #: Longest a test may wait for AiiDA + SLURM (a stuck submission pauses an AiiDA process instead of failing it).
 TEST_TIMEOUT = 15 * 60
-WATER_KINDS = {
-    'H': {'BASIS_SET': 'DZVP-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q1'},
-    'O': {'BASIS_SET': 'DZVP-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q6'},
-}
 
 
 @pytest.fixture(scope='session')
@@ -213,7 +208,7 @@ def test_single_point_through_sbatch(slurm_single_point, slurm_partition):
     assert 0.5 < gap < 3.5
 
 
-def _water_relaxation_killed_by_slurm(code) -> dict:
+def _water_relaxation_killed_by_slurm(code, water_relaxation) -> dict:
     """Inputs of a Cp2kRestartWorkChain that relaxes a bent water molecule in jobs of 1 minute (SLURM's smallest
     time limit), with CP2K's own WALLTIME far beyond it: as when one SCF step outlasts the margin that
     ``GLOBAL/WALLTIME`` leaves, SLURM kills the job.
@@ -221,42 +216,22 @@ def _water_relaxation_killed_by_slurm(code) -> dict:
     Tight thresholds in an 8.7 Å box: about 20 geometry steps of 5-10 s, some 150 s of CP2K on an idle core (measured
     here: 23 steps, 205 s of CPU in a 9.7 Å box). SLURM kills a job 60-90 s after it starts, so the relaxation needs
     two or three jobs, each continuing from the last geometry and wavefunction of the one before."""
-    from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
-    from aiida_nanohetero.workflows.cp2k_base import merge_parameters
-    from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
-
-    water = orm.StructureData(ase=Atoms('OH2', positions=[(0, 0, 0), (0.95, 0.75, 0.0), (-0.70, 0.45, 0.15)]))
-    overrides = {'kinds': WATER_KINDS, 'mo_window': {'occupied': 2, 'virtual': 2}}
-    relax = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
-        code, water, 'tiny', overrides, options={'max_wallclock_seconds': 60}
-    ).relax
     changes = {
         'GLOBAL': {'WALLTIME': 3600},
         'MOTION': {'GEO_OPT': {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}},
     }
-    return {
-        'cp2k': {
-            'code': relax.cp2k.code,
-            'parameters': orm.Dict(merge_parameters(relax.cp2k.parameters.get_dict(), changes)),
-            'settings': relax.cp2k.settings,
-            'file': dict(relax.cp2k.file),
-            'structure': place_in_cubic_box(water, orm.Float(3.5)),
-            'metadata': {'options': dict(relax.cp2k.metadata.options)},
-        },
-        'max_iterations': orm.Int(10),
-        'handler_overrides': relax.handler_overrides,
-    }
+    return water_relaxation(code, changes, max_iterations=10, box=3.5, options={'max_wallclock_seconds': 60})
 
 
 @pytest.fixture(scope='module')
-def walltime_killed_relaxation(slurm_setup):
+def walltime_killed_relaxation(slurm_setup, water_relaxation):
     from aiida.engine import run_get_node
 
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
 
     code, _, _ = slurm_setup
     with time_limit(TEST_TIMEOUT):
-        _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation_killed_by_slurm(code))
+        _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation_killed_by_slurm(code, water_relaxation))
     return node
 
 
