@@ -213,14 +213,17 @@ def _water_relaxation_killed_by_slurm(code, water_relaxation) -> dict:
     time limit), with CP2K's own WALLTIME far beyond it: as when one SCF step outlasts the margin that
     ``GLOBAL/WALLTIME`` leaves, SLURM kills the job.
 
-    Tight thresholds in an 8.7 Å box: about 20 geometry steps of 5-10 s, some 150 s of CP2K on an idle core (measured
-    here: 23 steps, 205 s of CPU in a 9.7 Å box). SLURM kills a job 60-90 s after it starts, so the relaxation needs
-    two or three jobs, each continuing from the last geometry and wavefunction of the one before."""
+    Tight geometry thresholds, EPS_SCF 1e-6 and an 11.7 Å box (5 Å of vacuum): some 230 s of CP2K on an idle core
+    (measured here: killed at 89 s and 91 s, the third job finished in 72 s). The tiny relaxation's settings (EPS_SCF
+    1e-5, 3.5 Å of vacuum) finished within 72 s, before SLURM's kill, on an idle machine. SLURM kills a job 60-90 s
+    after it starts, so the relaxation needs three or more jobs, each continuing from the last geometry and
+    wavefunction of the one before."""
     changes = {
         'GLOBAL': {'WALLTIME': 3600},
+        'FORCE_EVAL': {'DFT': {'SCF': {'EPS_SCF': 1e-6}}},  # not the tiny relaxation's 1e-5: enough work per step
         'MOTION': {'GEO_OPT': {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}},
     }
-    return water_relaxation(code, changes, max_iterations=10, box=3.5, options={'max_wallclock_seconds': 60})
+    return water_relaxation(code, changes, max_iterations=10, box=5.0, options={'max_wallclock_seconds': 60})
 
 
 @pytest.fixture(scope='module')
