@@ -499,7 +499,8 @@ def _draw_panel(
         )
     lines = [f'{_chem(ordered_formula(model["formula"]))}, {model["n_atoms"]} atoms', _gap_text(model, short=True)]
     if model.get('alignment'):
-        lines.append(str(model['alignment']))
+        basis = model.get('alignment_basis')
+        lines.append(f'{model["alignment"]} (from HOMO/LUMO)' if basis == 'HOMO/LUMO' else str(model['alignment']))
     subfig.suptitle(f'({panel.letter}) {panel.title}', fontsize=7.5, fontweight='bold', y=0.985)
     subfig.text(
         0.5 + (0.05 if first else 0.0),

@@ -86,8 +86,10 @@ def summarise_orbitals(
         ``warnings`` says why (small clusters, whose IPR cannot fall below the threshold: IPR >= 1/N_atoms).
     :returns: a JSON-able dict: ``homo``/``lumo`` (MO index and energy), ``gap_ev`` (raw), ``vb_edge``/
         ``cb_edge`` (IPR-filtered), ``gap_filtered_ev``, ``n_in_gap_states`` and their energies; with domains
-        also ``vb_edge_domain_fractions``, ``cb_edge_domain_fractions``, ``alignment`` (when both core domains
-        are present) and the in-gap states localised at the interface.
+        also ``homo_domain_fractions``/``lumo_domain_fractions``, ``vb_edge_domain_fractions``/
+        ``cb_edge_domain_fractions``, ``alignment`` with ``alignment_basis`` (when both core domains are present:
+        from the IPR-filtered edges, or from the HOMO and LUMO, with a warning, when no state on a side of the gap
+        passes the filter, as in clusters of a few dozen atoms) and the in-gap states localised at the interface.
     :raises OrbitalWindowError: the window lacks an occupied or an unoccupied orbital (so it cannot contain
         the HOMO and the LUMO), or arrays disagree in length.
     :raises BandEdgeNotFoundError: no state below the IPR threshold on one side of the gap in the window.
@@ -150,18 +152,18 @@ def summarise_orbitals(
             if strict:
                 raise BandEdgeNotFoundError(message)
             summary['warnings'].append(message)
-    if vb_candidates.size == 0 or cb_candidates.size == 0:
-        return summary
-    vb, cb = int(vb_candidates[-1]), int(cb_candidates[0])
-    inside = (energies_ev > energies_ev[vb] + edge_tol_ev) & (energies_ev < energies_ev[cb] - edge_tol_ev)
-    in_gap = np.flatnonzero(inside)
-    summary.update(
-        vb_edge=state(vb),
-        cb_edge=state(cb),
-        gap_filtered_ev=float(energies_ev[cb] - energies_ev[vb]),
-        n_in_gap_states=int(in_gap.size),
-        in_gap_states_ev=[float(e) for e in energies_ev[in_gap]],
-    )
+    filtered = vb_candidates.size > 0 and cb_candidates.size > 0
+    if filtered:
+        vb, cb = int(vb_candidates[-1]), int(cb_candidates[0])
+        inside = (energies_ev > energies_ev[vb] + edge_tol_ev) & (energies_ev < energies_ev[cb] - edge_tol_ev)
+        in_gap = np.flatnonzero(inside)
+        summary.update(
+            vb_edge=state(vb),
+            cb_edge=state(cb),
+            gap_filtered_ev=float(energies_ev[cb] - energies_ev[vb]),
+            n_in_gap_states=int(in_gap.size),
+            in_gap_states_ev=[float(e) for e in energies_ev[in_gap]],
+        )
     if domain_contributions is None or len(domains) == 0:
         return summary
 
@@ -176,12 +178,30 @@ def summarise_orbitals(
         members = side[np.abs(energies_ev[side] - energies_ev[edge]) <= edge_tol_ev]
         return {d: float(v) for d, v in zip(domains, contributions[:, members].mean(axis=1), strict=True)}
 
+    # the frontier orbitals' domains, always: the fallback edges of a model too small for the IPR filter
+    summary['homo_domain_fractions'] = edge_fractions(homo, np.flatnonzero(occupied))
+    summary['lumo_domain_fractions'] = edge_fractions(lumo, np.flatnonzero(~occupied))
+    has_core = all(d in domains for d in core_domains)
+    if not filtered:
+        if has_core:
+            summary['alignment'] = classify_alignment(
+                summary['homo_domain_fractions'], summary['lumo_domain_fractions'], core_domains, localised_fraction
+            )
+            summary['alignment_basis'] = 'HOMO/LUMO'
+            sides = 'one side' if vb_candidates.size or cb_candidates.size else 'either side'
+            summary['warnings'].append(
+                f'alignment from the HOMO and LUMO: no state on {sides} of the gap has IPR < {threshold}, '
+                'so localised and delocalised edges cannot be told apart'
+            )
+        return summary
+
     summary['vb_edge_domain_fractions'] = edge_fractions(vb, vb_candidates)
     summary['cb_edge_domain_fractions'] = edge_fractions(cb, cb_candidates)
-    if all(d in domains for d in core_domains):
+    if has_core:
         summary['alignment'] = classify_alignment(
             summary['vb_edge_domain_fractions'], summary['cb_edge_domain_fractions'], core_domains, localised_fraction
         )
+        summary['alignment_basis'] = 'IPR-filtered band edges'
     if interface_domain in domains:
         on_interface = in_gap[contributions[domains.index(interface_domain), in_gap] >= interface_fraction]
         summary['n_interface_in_gap_states'] = int(on_interface.size)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from aiida_nanohetero.analysis.ipr import SQRT_ROUTES
+
 __all__ = ('analyse',)
 
 
@@ -64,7 +66,12 @@ def _parse_domains(specs: tuple[str, ...], n_atoms: int):
 @click.option('--threshold', type=float, default=0.03, show_default=True, help='IPR threshold for band edges.')
 @click.option('--domain', 'domains', multiple=True, help='NAME=ATOMS (1-based, e.g. perovskite=1-40); repeatable.')
 @click.option(
-    '--route', type=click.Choice(['auto', 'dense', 'chebyshev']), default='auto', show_default=True, help='S^½ route.'
+    '--route',
+    type=click.Choice(list(SQRT_ROUTES)),
+    default='auto',
+    show_default=True,
+    help='S^½ route: dense (eigendecomposition of S), chebyshev, shift-invert (Lanczos on the window only); '
+    'auto picks dense up to 3,000 AOs and shift-invert above.',
 )
 @click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON instead of text.')
 def analyse(rundir: Path, method, csv_path, project, threshold, domains, route, as_json):
@@ -163,12 +170,17 @@ def _print_summary(summary: dict):
         click.echo(f'CB edge (IPR < {threshold}) MO {cb["mo"]}  {cb["energy_ev"]:.4f} eV')
         click.echo(f'gap between edges         {summary["gap_filtered_ev"]:.4f} eV')
         click.echo(f'localised states in the gap: {summary["n_in_gap_states"]}')
-    for key in ('vb_edge_domain_fractions', 'cb_edge_domain_fractions'):
+    for key in (
+        'homo_domain_fractions',
+        'lumo_domain_fractions',
+        'vb_edge_domain_fractions',
+        'cb_edge_domain_fractions',
+    ):
         if key in summary:
             text = ', '.join(f'{d} {100 * f:.1f}%' for d, f in summary[key].items())
             click.echo(f'{key.replace("_", " ")}: {text}')
     if 'alignment' in summary:
-        click.echo(f'alignment: {summary["alignment"]}')
+        click.echo(f'alignment: {summary["alignment"]} (from the {summary.get("alignment_basis", "band edges")})')
     if 'n_interface_in_gap_states' in summary:
         click.echo(f'interface states in the gap: {summary["n_interface_in_gap_states"]}')
     if 'pdos_max_deviation' in summary:

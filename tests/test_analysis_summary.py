@@ -66,6 +66,19 @@ def test_edges_gaps_and_interface_states():
     json.dumps(summary)  # storable as a Dict node
 
 
+def test_alignment_from_homo_lumo_when_no_state_passes_the_filter():
+    # a cluster of a few dozen atoms: every IPR above the threshold
+    summary = summarise_orbitals(**window(), threshold=0.001, strict=False)
+    assert summary['vb_edge'] is None and summary['gap_filtered_ev'] is None
+    # HOMO (MO 104) 80 % on the interface layer, 10 % on each core domain: spread; LUMO (MO 105) 60 % on it,
+    # chalcohalide 0.3 / (0.3 + 0.1) = 0.75 of the core: in the chalcohalide
+    assert summary['homo_domain_fractions'] == pytest.approx({'chalcohalide': 0.1, 'perovskite': 0.1, 'interface': 0.8})
+    assert summary['alignment'] == 'quasi-type II'
+    assert summary['alignment_basis'] == 'HOMO/LUMO'
+    assert any('alignment from the HOMO and LUMO' in w for w in summary['warnings'])
+    assert summarise_orbitals(**window())['alignment_basis'] == 'IPR-filtered band edges'
+
+
 def test_threshold_changes_the_edges():
     summary = summarise_orbitals(**window(), threshold=0.5)
     assert summary['vb_edge']['mo'] == 104 and summary['cb_edge']['mo'] == 105
@@ -111,7 +124,7 @@ def test_missing_band_edge():
     with pytest.raises(BandEdgeNotFoundError, match=r'IPR < 0\.03'):
         summarise_orbitals(**data)
     summary = summarise_orbitals(**data, strict=False)
-    assert summary['vb_edge'] is None and len(summary['warnings']) == 2
+    assert summary['vb_edge'] is None and len(summary['warnings']) == 3  # two missing edges, the fallback alignment
     assert summary['gap_ev'] == pytest.approx(1.5)
 
 
@@ -178,3 +191,15 @@ def test_analyse_command_reports_bad_runs(tmp_path):
     shutil.copy(DATA / 'h2o' / 'h2o-overlap_bin-S_SPIN_1-1_0.csr', uks / 'h2ouks-overlap_bin-S_SPIN_1-1_0.csr')
     result = CliRunner().invoke(analyse, [str(uks)])
     assert result.exit_code == 1 and 'spin-polarised' in result.output
+
+
+def test_analyse_command_routes_agree_on_a_real_run():
+    """The three S^½ routes offered by ``--route`` give the same IPRs on the real Cs4PbBr6 run."""
+    ipr = {}
+    for route in ('dense', 'chebyshev', 'shift-invert'):
+        result = CliRunner().invoke(analyse, [str(DATA / 'cs4pbbr6'), '--route', route, '--json'])
+        assert result.exit_code == 0, (route, result.output)
+        ipr[route] = np.array([row['ipr'] for row in json.loads(result.output)['orbitals']])
+    np.testing.assert_allclose(ipr['chebyshev'], ipr['dense'], atol=1e-6)
+    # shift-invert works in float32 by default: agreement to single precision
+    np.testing.assert_allclose(ipr['shift-invert'], ipr['dense'], atol=1e-4)
