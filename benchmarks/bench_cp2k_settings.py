@@ -6,6 +6,7 @@ peak memory and total energy for each:
 
     python benchmarks/bench_cp2k_settings.py [--protocol tiny] [--only diag,ot] [--keep DIR]
     python benchmarks/bench_cp2k_settings.py --convergence [--keep DIR]
+    python benchmarks/bench_cp2k_settings.py --optimisers [--protocol mini] [--keep DIR]
 
 Needs ``cp2k.psmp`` on PATH; each run takes about a minute on 2 cores.
 
@@ -13,6 +14,10 @@ Needs ``cp2k.psmp`` on PATH; each run takes about a minute on 2 cores.
 cutoff (200-500 Ry at the paper's 6 Å vacuum, REL_CUTOFF 60) and the vacuum (4-8 Å at 400 Ry), and prints the
 total energy and the HOMO-LUMO gap against the most converged run of each series, and how often CP2K warned
 that the density reaches the cell faces (the WAVELET solver's condition).
+
+``--optimisers`` relaxes the same cube with the protocol's geometry optimisation (``mini``: CP2K's default force
+thresholds; ``tiny``'s loose ones end in a step or two) using BFGS, LBFGS and CG, and prints the wall time, the
+geometry steps, the SCF steps in all and the final energy of each.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from aiida_cp2k.utils import Cp2kInput
 from aiida_nanohetero.builders import perovskite_cube
 from aiida_nanohetero.profiles import find_cp2k_data_file
 from aiida_nanohetero.workflows.cp2k_base import merge_parameters
+from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
 from aiida_nanohetero.workflows.single_point import SinglePointWorkChain
 
 VARIANTS = {
@@ -69,8 +75,10 @@ VARIANTS = {
 }
 
 
-def cp2k_input(protocol: str, changes: dict, box: str | float | None) -> tuple[str, str, str]:
+def cp2k_input(protocol: str, changes: dict, box: str | float | None, relax: bool = False) -> tuple[str, str, str]:
     inputs = SinglePointWorkChain.get_protocol_inputs(protocol)
+    if relax:
+        inputs = {**inputs, 'cp2k': RelaxAndSinglePointWorkChain.get_protocol_inputs(protocol)['relax']}
     atoms = perovskite_cube(1, 'Br')
     positions = atoms.get_positions()
     extent = float((positions.max(axis=0) - positions.min(axis=0)).max())
@@ -123,6 +131,33 @@ def convergence(executable: str, root: pathlib.Path) -> None:
             )
 
 
+OPTIMISERS = ('BFGS', 'LBFGS', 'CG')
+
+
+def optimisers(executable: str, protocol: str, root: pathlib.Path) -> None:
+    """The protocol's relaxation of the cube with each optimiser CP2K offers for a minimisation."""
+    print(f'# Cs4PbBr6 (n = 1 cube) relaxed with the {protocol} protocol, 1 MPI rank, runs in {root}')
+    print(f'{"optimiser":<10} {"wall/s":>8} {"geo steps":>9} {"SCF":>5} {"energy/Ha":>16}  converged')
+    baseline = None
+    for optimiser in OPTIMISERS:
+        changes = {'MOTION': {'GEO_OPT': {'OPTIMIZER': optimiser}}}
+        text, xyz, _ = cp2k_input(protocol, changes, None, relax=True)
+        result = run(executable, text, xyz, root / optimiser.lower())
+        output = (root / optimiser.lower() / 'bench.out').read_text()
+        geo_steps = len(re.findall(r'OPTIMIZATION STEP:\s+\d+', output))
+        scf_total = sum(int(n) for n in re.findall(r'SCF run converged in\s+(\d+) steps', output))
+        converged = 'GEOMETRY OPTIMIZATION COMPLETED' in output
+        baseline = baseline or result
+        saving = ''
+        if result is not baseline:
+            saving = f' (BFGS saves {100 * (1 - baseline["wall"] / result["wall"]):.0f} %)'
+        print(
+            f'{optimiser:<10} {result["wall"]:8.1f} {geo_steps:9d} {scf_total:5d} {result["energy"]:16.8f}  '
+            f'{converged}{saving}',
+            flush=True,
+        )
+
+
 def run(executable: str, text: str, xyz: str, workdir: pathlib.Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'bench.inp').write_text(text)
@@ -162,6 +197,7 @@ def main() -> None:
     parser.add_argument('--only', default=','.join(VARIANTS), help='comma-separated variants: ' + ', '.join(VARIANTS))
     parser.add_argument('--keep', default=None, help='keep the run folders here')
     parser.add_argument('--convergence', action='store_true', help='cutoff and vacuum series for the paper protocol')
+    parser.add_argument('--optimisers', action='store_true', help='BFGS, LBFGS and CG on the protocol relaxation')
     args = parser.parse_args()
     executable = shutil.which('cp2k.psmp')
     if executable is None:
@@ -169,6 +205,9 @@ def main() -> None:
     root = pathlib.Path(args.keep or tempfile.mkdtemp(prefix='bench-cp2k-'))
     if args.convergence:
         convergence(executable, root)
+        return
+    if args.optimisers:
+        optimisers(executable, args.protocol, root)
         return
     print(f'# Cs4PbBr6 (n = 1 cube), protocol {args.protocol}, 1 MPI rank, OMP_NUM_THREADS=1, runs in {root}')
     print(f'{"variant":<10} {"wall/s":>8} {"SCF":>5} {"peak/MB":>8} {"energy/Ha":>16}  description')

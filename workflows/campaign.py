@@ -150,7 +150,7 @@ class HeterostructureCampaignWorkChain(WorkChain):
             }
         summary = ', '.join(f'{key} {m["structure"].get_formula()}' for key, m in self.ctx.models.items())
         self.report(f'built {len(self.ctx.models)} models: {summary}')
-        self.ctx.waiting = list(self.ctx.models)
+        self.ctx.waiting = largest_first({key: len(m['structure'].sites) for key, m in self.ctx.models.items()})
 
     def models_left(self):
         return bool(self.ctx.waiting)
@@ -205,6 +205,15 @@ class HeterostructureCampaignWorkChain(WorkChain):
         if failed:
             return self.exit_codes.ERROR_SOME_MODELS_FAILED.format(failed=', '.join(failed))
         self.report(f'all {len(self.ctx.models)} models finished')
+
+
+def largest_first(sizes: dict[str, int]) -> list[str]:
+    """The order in which the models are launched: most atoms first (ties in the given order).
+
+    With ``max_concurrent`` the models run in waves and each wave lasts as long as its slowest model, so the
+    expensive models go together and the cheap ones fill the last wave (longest-processing-time first), instead of
+    one large model holding a wave open while the cores that ran a small one sit idle."""
+    return sorted(sizes, key=lambda key: -sizes[key])
 
 
 def _validate_max_concurrent(value, _ctx=None):
