@@ -200,11 +200,17 @@ class WrittenFigure:
         return lines
 
 
-def _value(model: dict, name: str) -> float | None:
+def _entry(model: dict, name: str):
+    """The model's entry, or None where it is missing (None, NaN or NA in a DataFrame row)."""
     value = model.get(name)
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return None
-    return float(value)
+    return value
+
+
+def _value(model: dict, name: str) -> float | None:
+    value = _entry(model, name)
+    return None if value is None else float(value)
 
 
 def _edges(model: dict) -> tuple[float, float]:
@@ -498,9 +504,10 @@ def _draw_panel(
             },
         )
     lines = [f'{_chem(ordered_formula(model["formula"]))}, {model["n_atoms"]} atoms', _gap_text(model, short=True)]
-    if model.get('alignment'):
-        basis = model.get('alignment_basis')
-        lines.append(f'{model["alignment"]} (from HOMO/LUMO)' if basis == 'HOMO/LUMO' else str(model['alignment']))
+    alignment = _entry(model, 'alignment')
+    if alignment is not None:
+        basis = _entry(model, 'alignment_basis')
+        lines.append(f'{alignment} (from HOMO/LUMO)' if basis == 'HOMO/LUMO' else str(alignment))
     subfig.suptitle(f'({panel.letter}) {panel.title}', fontsize=7.5, fontweight='bold', y=0.985)
     subfig.text(
         0.5 + (0.05 if first else 0.0),

@@ -176,12 +176,17 @@ def results(obj, campaign_id, archive, orbitals, list_campaigns, fmt, output):
             ]
             _print_table(frame, columns)
         else:
-            _print_table(table, TABLE_COLUMNS)
+            shown = table.copy()
+            if 'alignment_basis' in shown:  # a class taken from the HOMO and LUMO says so
+                from_frontier = shown['alignment_basis'] == 'HOMO/LUMO'
+                shown.loc[from_frontier, 'alignment'] = shown.loc[from_frontier, 'alignment'] + '*'
+            _print_table(shown, TABLE_COLUMNS)
         notes = _missing_note(campaign, table)
         if notes:
             click.echo('missing: ' + '; '.join(notes))
         if not orbitals:
             click.echo(
-                'Energies in eV (vacuum level); Eg(IPR): gap between the edges with IPR below the threshold. '
-                'All columns and uuids: --format csv.'
+                'Energies in eV (vacuum level); Eg(IPR): gap between the edges with IPR below the threshold; '
+                'alignment*: from the HOMO and LUMO (no state below the threshold). All columns and uuids: '
+                '--format csv.'
             )

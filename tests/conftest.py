@@ -173,3 +173,11 @@ def tiny_campaign(cp2k_code):
 def tiny_cube(tiny_campaign):
     """The campaign's n = 1 CsPbBr3 cube (Cs4PbBr6): its RelaxAndSinglePointWorkChain."""
     return tiny_campaign.base.links.get_outgoing(link_label_filter='cube_Br').one().node
+
+
+@pytest.fixture(scope='session')
+def campaign_keys(tiny_campaign) -> list[str]:
+    """The models of ``tiny_campaign`` in table order: Br only in CI; any halides when replayed from an archive."""
+    from aiida_nanohetero.analysis.queries import expected_model_keys
+
+    return expected_model_keys(tiny_campaign.inputs.halides.get_list())

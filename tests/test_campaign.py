@@ -12,8 +12,6 @@ from aiida_nanohetero.workflows.campaign import CAMPAIGNS_GROUP, MODELS_GROUP, c
 
 pytestmark = pytest.mark.cp2k
 
-KEYS = {'half_sphere', 'cube_Br', 'heterostructure_Br'}
-
 
 def _models(campaign) -> dict[str, orm.WorkChainNode]:
     """The campaign's model work chains, found by query on the campaign's group and the extras (not by pk)."""
@@ -27,24 +25,24 @@ def _calcs(workchain) -> list[orm.CalcJobNode]:
     return sorted((n for n in workchain.called_descendants if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
 
 
-def test_campaign_finishes_with_every_model(tiny_campaign):
+def test_campaign_finishes_with_every_model(tiny_campaign, campaign_keys):
     assert tiny_campaign.is_finished_ok, tiny_campaign.exit_message
     outputs = tiny_campaign.outputs.models
-    assert set(outputs) == KEYS
-    for key in KEYS:
+    assert set(outputs) == set(campaign_keys)
+    for key in campaign_keys:
         for name in ('structure', 'relaxed_structure', 'output_parameters', 'orbitals', 'ipr', 'summary'):
             assert name in outputs[key], f'{key}.{name} missing'
 
 
-def test_results_are_found_by_query_with_their_extras(tiny_campaign):
+def test_results_are_found_by_query_with_their_extras(tiny_campaign, campaign_keys):
     campaigns = orm.QueryBuilder().append(orm.Group, filters={'label': CAMPAIGNS_GROUP}, tag='g')
     campaigns.append(orm.WorkChainNode, with_group='g', filters={'uuid': tiny_campaign.uuid})
     assert campaigns.count() == 1
     assert tiny_campaign.base.extras.get('nanohetero_protocol') == 'tiny'
-    assert tiny_campaign.base.extras.get('nanohetero_halides') == ['Br']
+    assert tiny_campaign.base.extras.get('nanohetero_halides') == tiny_campaign.inputs.halides.get_list()
 
     models = _models(tiny_campaign)
-    assert set(models) == KEYS
+    assert set(models) == set(campaign_keys)
     expected = {
         'half_sphere': ('half-sphere', 'Br', 'Br10Pb20S15', 45),
         'cube_Br': ('cube', 'Br', 'Br6Cs4Pb', 11),
@@ -163,11 +161,11 @@ def test_heterostructure_has_both_domains_and_an_alignment(tiny_campaign):
         assert any('IPR < 0.03' in warning for warning in summary['warnings'])
 
 
-def test_status_shows_every_model_done(tiny_campaign, capsys):
+def test_status_shows_every_model_done(tiny_campaign, campaign_keys, capsys):
     from aiida_nanohetero.cli.status import print_campaign
 
     print_campaign(tiny_campaign)
     out = capsys.readouterr().out
-    for key in KEYS:
+    for key in campaign_keys:
         line = next(line for line in out.splitlines() if line.strip().startswith(key))
         assert line.rstrip().endswith('done'), line

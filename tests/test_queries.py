@@ -18,8 +18,6 @@ from aiida_nanohetero.analysis import queries
 from aiida_nanohetero.analysis.figures import FIGURES, figure_data
 from aiida_nanohetero.cli import cli
 
-KEYS = ['half_sphere', 'cube_Br', 'heterostructure_Br']
-
 
 def _invoke(*args):
     """Run ``nanohetero`` in this process, on the test profile."""
@@ -37,12 +35,13 @@ def _invoke(*args):
 
 
 @pytest.mark.cp2k
-def test_models_table_of_the_tiny_campaign(tiny_campaign):
+def test_models_table_of_the_tiny_campaign(tiny_campaign, campaign_keys):
     table = queries.models(tiny_campaign)
-    assert table['key'].tolist() == KEYS
+    assert table['key'].tolist() == campaign_keys
     assert (table['state'] == 'finished').all()
     assert (table['protocol'] == 'tiny').all()
-    assert table['n_atoms'].tolist() == [45, 11, 56]
+    n_atoms = table.set_index('key')['n_atoms']
+    assert [n_atoms[key] for key in ('half_sphere', 'cube_Br', 'heterostructure_Br')] == [45, 11, 56]
     assert table.set_index('key').loc['cube_Br', 'formula'] == 'Br6Cs4Pb'
     for row in table.to_dict('records'):
         summary = orm.load_node(row['summary_uuid'])
@@ -55,8 +54,8 @@ def test_models_table_of_the_tiny_campaign(tiny_campaign):
         assert row['cp2k_version'] and row['cp2k_version'][0].isdigit()
     # the campaigns table finds it, with its models
     campaigns = queries.campaigns().set_index('uuid')
-    assert campaigns.loc[tiny_campaign.uuid, 'n_models'] == 3
-    assert campaigns.loc[tiny_campaign.uuid, 'halides'] == 'Br'
+    assert campaigns.loc[tiny_campaign.uuid, 'n_models'] == len(campaign_keys)
+    assert campaigns.loc[tiny_campaign.uuid, 'halides'] == ','.join(tiny_campaign.inputs.halides.get_list())
 
 
 @pytest.mark.cp2k
@@ -89,9 +88,9 @@ def test_plotted_orbital_traces_back_to_its_cp2k_calculation_and_structure(tiny_
 
 
 @pytest.mark.cp2k
-def test_orbitals_table_is_physical(tiny_campaign):
+def test_orbitals_table_is_physical(tiny_campaign, campaign_keys):
     table = queries.orbitals(tiny_campaign)
-    assert set(table['key']) == set(KEYS)
+    assert set(table['key']) == set(campaign_keys)
     for key, rows in table.groupby('key'):
         elements = rows[[c for c in rows if c.startswith('element_')]].sum(axis=1)
         domains = rows[[c for c in rows if c.startswith('domain_')]].sum(axis=1)
@@ -107,24 +106,28 @@ def test_orbitals_table_is_physical(tiny_campaign):
 
 
 @pytest.mark.cp2k
-def test_missing_models_are_named(tiny_campaign):
+def test_missing_models_are_named(tiny_campaign, campaign_keys):
     missing = queries.missing_models(tiny_campaign, FIGURES['figureS32'].keys)
-    assert set(missing) == {'heterostructure_Cl', 'heterostructure_I'}
+    assert set(missing) == {'heterostructure_Cl', 'heterostructure_I'} - set(campaign_keys)
     assert all('not computed' in reason and 'Br' in reason for reason in missing.values())
     assert queries.missing_models(tiny_campaign, FIGURES['figure4'].keys) == {}
 
 
 @pytest.mark.cp2k
-def test_results_command(tiny_campaign, tmp_path):
+def test_results_command(tiny_campaign, campaign_keys, tmp_path):
     result = _invoke('results', '--campaign', str(tiny_campaign.pk))
     assert result.exit_code == 0, result.output
-    for key in KEYS:
+    for key in campaign_keys:
         assert key in result.output
+    # the heterostructure's alignment class, starred when it comes from the HOMO and LUMO
+    het = queries.models(tiny_campaign).set_index('key').loc['heterostructure_Br']
+    line = next(line for line in result.output.splitlines() if line.startswith('heterostructure_Br'))
+    assert f' {het["alignment"]}{"*" if het["alignment_basis"] == "HOMO/LUMO" else ""} ' in line, line
     out = tmp_path / 'models.json'
     result = _invoke('results', '--campaign', tiny_campaign.uuid, '--format', 'json', '-o', str(out))
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
-    assert [r['key'] for r in rows] == KEYS and all(r['calculation_uuid'] for r in rows)
+    assert [r['key'] for r in rows] == campaign_keys and all(r['calculation_uuid'] for r in rows)
     result = _invoke('results', '--campaign', str(tiny_campaign.pk), '--orbitals', '--format', 'csv')
     assert result.exit_code == 0 and result.output.startswith('key,model,halide,mo,energy_ev')
 
