@@ -181,28 +181,24 @@ def summarise_orbitals(
     # the frontier orbitals' domains, always: the fallback edges of a model too small for the IPR filter
     summary['homo_domain_fractions'] = edge_fractions(homo, np.flatnonzero(occupied))
     summary['lumo_domain_fractions'] = edge_fractions(lumo, np.flatnonzero(~occupied))
-    has_core = all(d in domains for d in core_domains)
-    if not filtered:
-        if has_core:
-            summary['alignment'] = classify_alignment(
-                summary['homo_domain_fractions'], summary['lumo_domain_fractions'], core_domains, localised_fraction
-            )
-            summary['alignment_basis'] = 'HOMO/LUMO'
+    if filtered:
+        summary['vb_edge_domain_fractions'] = edge_fractions(vb, vb_candidates)
+        summary['cb_edge_domain_fractions'] = edge_fractions(cb, cb_candidates)
+        edges, basis = ('vb_edge_domain_fractions', 'cb_edge_domain_fractions'), 'IPR-filtered band edges'
+    else:
+        edges, basis = ('homo_domain_fractions', 'lumo_domain_fractions'), 'HOMO/LUMO'
+    if all(d in domains for d in core_domains):
+        summary['alignment'] = classify_alignment(
+            summary[edges[0]], summary[edges[1]], core_domains, localised_fraction
+        )
+        summary['alignment_basis'] = basis
+        if not filtered:
             sides = 'one side' if vb_candidates.size or cb_candidates.size else 'either side'
             summary['warnings'].append(
                 f'alignment from the HOMO and LUMO: no state on {sides} of the gap has IPR < {threshold}, '
                 'so localised and delocalised edges cannot be told apart'
             )
-        return summary
-
-    summary['vb_edge_domain_fractions'] = edge_fractions(vb, vb_candidates)
-    summary['cb_edge_domain_fractions'] = edge_fractions(cb, cb_candidates)
-    if has_core:
-        summary['alignment'] = classify_alignment(
-            summary['vb_edge_domain_fractions'], summary['cb_edge_domain_fractions'], core_domains, localised_fraction
-        )
-        summary['alignment_basis'] = 'IPR-filtered band edges'
-    if interface_domain in domains:
+    if filtered and interface_domain in domains:
         on_interface = in_gap[contributions[domains.index(interface_domain), in_gap] >= interface_fraction]
         summary['n_interface_in_gap_states'] = int(on_interface.size)
         summary['interface_in_gap_states_ev'] = [float(e) for e in energies_ev[on_interface]]

@@ -143,17 +143,13 @@ def optimisers(executable: str, protocol: str, root: pathlib.Path) -> None:
         changes = {'MOTION': {'GEO_OPT': {'OPTIMIZER': optimiser}}}
         text, xyz, _ = cp2k_input(protocol, changes, None, relax=True)
         result = run(executable, text, xyz, root / optimiser.lower())
-        output = (root / optimiser.lower() / 'bench.out').read_text()
-        geo_steps = len(re.findall(r'OPTIMIZATION STEP:\s+\d+', output))
-        scf_total = sum(int(n) for n in re.findall(r'SCF run converged in\s+(\d+) steps', output))
-        converged = 'GEOMETRY OPTIMIZATION COMPLETED' in output
         baseline = baseline or result
         saving = ''
         if result is not baseline:
             saving = f' (BFGS saves {100 * (1 - baseline["wall"] / result["wall"]):.0f} %)'
         print(
-            f'{optimiser:<10} {result["wall"]:8.1f} {geo_steps:9d} {scf_total:5d} {result["energy"]:16.8f}  '
-            f'{converged}{saving}',
+            f'{optimiser:<10} {result["wall"]:8.1f} {result["geo_steps"]:9d} {result["scf_total"]:5d} '
+            f'{result["energy"]:16.8f}  {result["geo_converged"]}{saving}',
             flush=True,
         )
 
@@ -186,6 +182,9 @@ def run(executable: str, text: str, xyz: str, workdir: pathlib.Path) -> dict:
         'gap_ev': gap,
         'edge_warnings': output.count('Density non-zero on the'),
         'scf': int(steps[-1]) if steps else None,
+        'scf_total': sum(int(n) for n in steps),
+        'geo_steps': len(re.findall(r'OPTIMIZATION STEP:\s+\d+', output)),
+        'geo_converged': 'GEOMETRY OPTIMIZATION COMPLETED' in output,
         'energy': float(energy[-1]) if energy else float('nan'),
         'peak_mb': peak,
     }
