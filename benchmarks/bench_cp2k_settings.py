@@ -1,10 +1,10 @@
-"""Benchmark the CP2K settings of the protocols on the n = 1 cube (Cs4PbBr6), outside AiiDA.
+"""Benchmark the CP2K settings of the protocols on the n = 1 cube (Cs4PbBr6) or the tiny half-sphere, outside AiiDA.
 
 Renders the CP2K input of a protocol exactly as the work chains do (same parameters, same cubic box), then
 runs variants that each change one choice against the obvious alternative, and prints wall time, SCF steps,
 peak memory and total energy for each:
 
-    python benchmarks/bench_cp2k_settings.py [--protocol tiny] [--only diag,ot] [--keep DIR]
+    python benchmarks/bench_cp2k_settings.py [--protocol tiny] [--model cube|half-sphere] [--only diag,ot] [--keep DIR]
     python benchmarks/bench_cp2k_settings.py --convergence [--keep DIR]
     python benchmarks/bench_cp2k_settings.py --optimisers [--protocol mini] [--keep DIR]
 
@@ -38,6 +38,7 @@ os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-aiida-'))
 from aiida_cp2k.utils import Cp2kInput
 
 from aiida_nanohetero.builders import perovskite_cube
+from aiida_nanohetero.builders.ladder import build_model
 from aiida_nanohetero.profiles import find_cp2k_data_file
 from aiida_nanohetero.workflows.cp2k_base import merge_parameters
 from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
@@ -66,6 +67,11 @@ VARIANTS = {
         {'FORCE_EVAL': {'DFT': {'POISSON': {'POISSON_SOLVER': 'MT'}}}},
         'mt',
     ),
+    'cutoff200': (
+        'CUTOFF 200 / REL_CUTOFF 40',
+        {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 200, 'REL_CUTOFF': 40}}}},
+        None,
+    ),
     'cutoff300': (
         'CUTOFF 300 / REL_CUTOFF 50',
         {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 300, 'REL_CUTOFF': 50}}}},
@@ -75,16 +81,24 @@ VARIANTS = {
 }
 
 
-def cp2k_input(protocol: str, changes: dict, box: str | float | None, relax: bool = False) -> tuple[str, str, str]:
+MODELS = {
+    'cube': ('Cs4PbBr6 (n = 1 cube)', lambda: perovskite_cube(1, 'Br')),
+    'half-sphere': ('Pb20S15Br10 (tiny half-sphere)', lambda: build_model('half-sphere', 'tiny')),
+}
+
+
+def cp2k_input(
+    protocol: str, changes: dict, box: str | float | None, relax: bool = False, model: str = 'cube'
+) -> tuple[str, str, str]:
     inputs = SinglePointWorkChain.get_protocol_inputs(protocol)
     if relax:
         inputs = {**inputs, 'cp2k': RelaxAndSinglePointWorkChain.get_protocol_inputs(protocol)['relax']}
-    atoms = perovskite_cube(1, 'Br')
+    atoms = MODELS[model][1]()
     positions = atoms.get_positions()
     extent = float((positions.max(axis=0) - positions.min(axis=0)).max())
     vacuum = inputs['vacuum'] if box in (None, 'mt') else float(box)
     side = 2 * extent + 2 * vacuum if box == 'mt' else extent + 2 * vacuum
-    positions = positions - positions.mean(axis=0) + side / 2
+    positions = positions - (positions.max(axis=0) + positions.min(axis=0)) / 2 + side / 2  # as in_cubic_box
     parameters = copy.deepcopy(inputs['cp2k']['cp2k']['parameters'])
     parameters = merge_parameters(parameters, changes)
     parameters['GLOBAL']['PROJECT'] = 'bench'
@@ -96,7 +110,7 @@ def cp2k_input(protocol: str, changes: dict, box: str | float | None, relax: boo
     subsys['KIND'] = [{'_': el, **inputs['kinds'][el]} for el in sorted(set(atoms.get_chemical_symbols()))]
     # coordinates in an XYZ file, as aiida-cp2k writes them
     subsys['TOPOLOGY'] = {'COORD_FILE_NAME': 'bench.xyz', 'COORD_FILE_FORMAT': 'XYZ'}
-    lines = [str(len(atoms)), 'Cs4PbBr6']
+    lines = [str(len(atoms)), MODELS[model][0]]
     lines += [
         f'{s} {x:.6f} {y:.6f} {z:.6f}' for s, (x, y, z) in zip(atoms.get_chemical_symbols(), positions, strict=True)
     ]
@@ -195,6 +209,7 @@ def main() -> None:
     parser.add_argument('--protocol', default='tiny')
     parser.add_argument('--only', default=','.join(VARIANTS), help='comma-separated variants: ' + ', '.join(VARIANTS))
     parser.add_argument('--keep', default=None, help='keep the run folders here')
+    parser.add_argument('--model', choices=list(MODELS), default='cube', help='model of the settings series')
     parser.add_argument('--convergence', action='store_true', help='cutoff and vacuum series for the paper protocol')
     parser.add_argument('--optimisers', action='store_true', help='BFGS, LBFGS and CG on the protocol relaxation')
     args = parser.parse_args()
@@ -208,12 +223,12 @@ def main() -> None:
     if args.optimisers:
         optimisers(executable, args.protocol, root)
         return
-    print(f'# Cs4PbBr6 (n = 1 cube), protocol {args.protocol}, 1 MPI rank, OMP_NUM_THREADS=1, runs in {root}')
+    print(f'# {MODELS[args.model][0]}, protocol {args.protocol}, 1 MPI rank, OMP_NUM_THREADS=1, runs in {root}')
     print(f'{"variant":<10} {"wall/s":>8} {"SCF":>5} {"peak/MB":>8} {"energy/Ha":>16}  description')
     baseline = None
     for name in args.only.split(','):
         description, changes, box = VARIANTS[name]
-        text, xyz, box_text = cp2k_input(args.protocol, changes, box)
+        text, xyz, box_text = cp2k_input(args.protocol, changes, box, model=args.model)
         result = run(executable, text, xyz, root / name)
         baseline = baseline or result
         saving = ''

@@ -117,7 +117,7 @@ def test_energy_equals_plain_cp2k_run_of_the_same_input(cube_single_point, cp2k_
 def test_energy_close_to_published_relaxed_model(cube_single_point, shared_dir):
     """Same level of theory as the seed's group: our unrelaxed, lower-cutoff cube lies just above their relaxed one.
 
-    Relaxation lowers the energy, and 200 Ry vs their cutoff moves it by ~0.1 mHa (aiida-stack.md), so the
+    Relaxation lowers the energy, and tiny's 120 Ry vs 300 Ry moves it by ~0.1 mHa (docs/cp2k-settings.md), so the
     difference is positive and well below the ~Hartree shifts that a wrong pseudopotential or basis would cause.
     """
     header = (shared_dir / 'reference/models/cspbbr3_0.6nm_opt.xyz').read_text().splitlines()[1]

@@ -32,8 +32,9 @@ __all__ = (
 
 HALIDES = ('Br', 'Cl', 'I')
 
-#: Overrides that end every relaxation after its first BFGS step (thresholds no step can miss): for tests and
-#: demonstrations on a workstation, where a full relaxation of the Pb4S3Br2 models takes hours.
+#: Overrides that end every relaxation after its first BFGS step (thresholds no step can miss): a quick look at
+#: the pipeline (``nanohetero demo --one-step``), e.g. with the ``mini`` models, whose full relaxation takes hours
+#: on a workstation.
 ONE_STEP_RELAX = {
     'relax': {
         'cp2k': {
