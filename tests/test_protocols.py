@@ -55,9 +55,12 @@ def test_unknown_override_is_an_error_not_ignored():
 
 def test_overrides_deep_merge_into_the_cp2k_input():
     overrides = {'vacuum': 3.0, 'cp2k': {'cp2k': {'parameters': {'FORCE_EVAL': {'DFT': {'MGRID': {'NGRIDS': 5}}}}}}}
+    plain = SinglePointWorkChain.get_protocol_inputs('tiny')['cp2k']['cp2k']['parameters']['FORCE_EVAL']['DFT']['MGRID']
     inputs = SinglePointWorkChain.get_protocol_inputs('tiny', overrides)
     mgrid = inputs['cp2k']['cp2k']['parameters']['FORCE_EVAL']['DFT']['MGRID']
-    assert mgrid == {'CUTOFF': 200, 'REL_CUTOFF': 40, 'NGRIDS': 5}
+    # the override's key is added, the protocol's keys beside it are kept
+    assert set(plain) == {'CUTOFF', 'REL_CUTOFF'}
+    assert mgrid == {**plain, 'NGRIDS': 5}
     assert inputs['vacuum'] == 3.0
     # the protocol itself is untouched by the merge
     assert (
