@@ -173,8 +173,8 @@ def test_heterostructure_has_both_domains_and_an_alignment(tiny_campaign):
     lumo = {key: models[key].outputs.summary['lumo']['energy_ev'] for key in ('half_sphere', 'cube_Br')}
     assert lumo['half_sphere'] < lumo['cube_Br'] - 1.0, lumo
     assert summary['lumo_domain_fractions']['chalcohalide'] > 0.7
-    # the HOMO is localised in one of the two domains (the tiny relaxation puts it on the cube, the one-step
-    # geometry of the example archive on the half-sphere), and the class follows from where the two lie
+    # the HOMO is localised in one of the two domains (on the cube for the relaxed Br and Cl models, on the
+    # half-sphere for I and for geometries cut to one BFGS step), and the class follows from where the two lie
     homo = summary['homo_domain_fractions']
     homo_domain = max(('perovskite', 'chalcohalide'), key=lambda domain: homo[domain])
     assert homo[homo_domain] > 0.7, homo
