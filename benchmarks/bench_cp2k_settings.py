@@ -39,6 +39,7 @@ from aiida_cp2k.utils import Cp2kInput
 
 from aiida_nanohetero.builders import perovskite_cube
 from aiida_nanohetero.builders.ladder import build_model
+from aiida_nanohetero.calcfunctions.cp2k import in_cubic_box
 from aiida_nanohetero.profiles import find_cp2k_data_file
 from aiida_nanohetero.workflows.cp2k_base import merge_parameters
 from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
@@ -97,8 +98,9 @@ def cp2k_input(
     positions = atoms.get_positions()
     extent = float((positions.max(axis=0) - positions.min(axis=0)).max())
     vacuum = inputs['vacuum'] if box in (None, 'mt') else float(box)
-    side = 2 * extent + 2 * vacuum if box == 'mt' else extent + 2 * vacuum
-    positions = positions - (positions.max(axis=0) + positions.min(axis=0)) / 2 + side / 2  # as in_cubic_box
+    # the work chains' box; MT needs a side of twice the extent plus the vacuum
+    atoms = in_cubic_box(atoms, vacuum + extent / 2 if box == 'mt' else vacuum)
+    positions, side = atoms.get_positions(), float(atoms.cell[0][0])
     parameters = copy.deepcopy(inputs['cp2k']['cp2k']['parameters'])
     parameters = merge_parameters(parameters, changes)
     parameters['GLOBAL']['PROJECT'] = 'bench'

@@ -11,7 +11,7 @@ from aiida_nanohetero.cli import clean_errors, pass_context
 
 #: The demo's campaign: ``tiny`` finishes in minutes here; ``mini`` takes hours on 2 cores.
 DEFAULT_PROTOCOL = 'tiny'
-EXPECTED = {'tiny': 'about 20 minutes', 'mini': 'hours'}
+EXPECTED = {'tiny': 'about 15 minutes', 'mini': 'hours'}
 
 
 class _ReportHandler(logging.Handler):

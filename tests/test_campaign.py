@@ -157,7 +157,8 @@ def test_analysis_is_physical_for_every_model(tiny_campaign):
 
 
 def test_heterostructure_has_both_domains_and_an_alignment(tiny_campaign):
-    node = _models(tiny_campaign)['heterostructure_Br']
+    models = _models(tiny_campaign)
+    node = models['heterostructure_Br']
     ipr = node.outputs.ipr
     domains = ipr.base.attributes.get('domains')
     assert {'perovskite', 'chalcohalide'} <= set(domains)
@@ -169,7 +170,6 @@ def test_heterostructure_has_both_domains_and_an_alignment(tiny_campaign):
     assert summary['alignment'] in {'type I', 'quasi-type II', 'type II', 'delocalised'}
     # the heterostructure's LUMO is a Pb 6p state of the half-sphere: the same campaign's isolated half-sphere has
     # its LUMO more than 1 eV below the cube's, a step no interface can close in a 56-atom model
-    models = _models(tiny_campaign)
     lumo = {key: models[key].outputs.summary['lumo']['energy_ev'] for key in ('half_sphere', 'cube_Br')}
     assert lumo['half_sphere'] < lumo['cube_Br'] - 1.0, lumo
     assert summary['lumo_domain_fractions']['chalcohalide'] > 0.7

@@ -51,18 +51,13 @@ def test_an_ot_override_gets_ot_settings_and_ot_strategies():
         assert set(changes['FORCE_EVAL']['DFT']['SCF']) == {'OT'}
 
 
-def _water_builder(code, max_scf: int, kinds: dict):
+def _water_builder(code, max_scf: int, kinds: dict, mgrid: dict):
     water = orm.StructureData(ase=Atoms('OH2', positions=[(0, 0, 0), (0.757, 0.586, 0), (-0.757, 0.586, 0)]))
     overrides = {
         'kinds': kinds,
         'cp2k': {
             'cp2k': {
-                'parameters': {
-                    'FORCE_EVAL': {
-                        # water's grid stays where these tests were measured, whatever tiny uses for the nanocrystals
-                        'DFT': {'MGRID': {'CUTOFF': 200}, 'SCF': {'MAX_SCF': max_scf, 'ADDED_MOS': 4}}
-                    }
-                }
+                'parameters': {'FORCE_EVAL': {'DFT': {'MGRID': mgrid, 'SCF': {'MAX_SCF': max_scf, 'ADDED_MOS': 4}}}}
             }
         },
     }
@@ -74,10 +69,10 @@ def _calculations(node) -> list[orm.CalcJobNode]:
 
 
 @pytest.mark.cp2k
-def test_scf_out_of_steps_restarts_from_wavefunction_and_finishes(cp2k_code, water_kinds):
+def test_scf_out_of_steps_restarts_from_wavefunction_and_finishes(cp2k_code, water_kinds, water_mgrid):
     from aiida.engine import run_get_node
 
-    _, node = run_get_node(_water_builder(cp2k_code, max_scf=4, kinds=water_kinds))
+    _, node = run_get_node(_water_builder(cp2k_code, max_scf=4, kinds=water_kinds, mgrid=water_mgrid))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     assert len(calcs) >= 2
@@ -95,10 +90,10 @@ def test_scf_out_of_steps_restarts_from_wavefunction_and_finishes(cp2k_code, wat
 
 
 @pytest.mark.cp2k
-def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code, water_kinds):
+def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code, water_kinds, water_mgrid):
     from aiida.engine import run_get_node
 
-    builder = _water_builder(cp2k_code, max_scf=1, kinds=water_kinds)
+    builder = _water_builder(cp2k_code, max_scf=1, kinds=water_kinds, mgrid=water_mgrid)
     builder.cp2k.max_iterations = orm.Int(len(SCF_STRATEGIES) + 2)
     _, node = run_get_node(builder)
     assert node.exit_status == SinglePointWorkChain.exit_codes.ERROR_SUB_PROCESS_FAILED_CP2K.status
