@@ -8,7 +8,11 @@ point, the HOMO-LUMO gap. Then the total wall time of the campaign.
     python benchmarks/bench_campaign.py --protocol tiny --halides Br
     python benchmarks/bench_campaign.py --protocol mini --halides Br --keep /tmp/mini-campaign.aiida
 
-``--keep FILE`` exports the finished campaign (an AiiDA archive with its whole provenance).
+``--keep FILE`` exports the finished campaign (an AiiDA archive with its whole provenance). ``--campaign PK``
+prints the same table for a campaign that already ran (``nanohetero demo`` or ``run``) in the profile of the
+``AIIDA_PATH`` given, instead of running one:
+
+    AIIDA_PATH=~/nanohetero-aiida python benchmarks/bench_campaign.py --campaign 41
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import tempfile
 import time
 
-os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-campaign-aiida-'))
+_REPORT_ONLY = '--campaign' in sys.argv
+if not _REPORT_ONLY:
+    os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-campaign-aiida-'))
 
 
 def scf_steps(output: str) -> int:
@@ -56,7 +63,14 @@ def main() -> None:
     parser.add_argument(
         '--one-step-relax', action='store_true', help='end every relaxation after one BFGS step (as the tests do)'
     )
+    parser.add_argument(
+        '--campaign', type=int, default=None, help='print the table of this finished campaign (pk), run nothing'
+    )
+    parser.add_argument('--profile', default=None, help='with --campaign: the AiiDA profile (default: the default one)')
     args = parser.parse_args()
+    if args.campaign is not None:
+        report_existing(args.campaign, args.profile)
+        return
 
     from aiida import orm
     from aiida.engine import run_get_node
@@ -89,6 +103,33 @@ def main() -> None:
     total = time.monotonic() - start
 
     print(f'\ncampaign {args.protocol} {args.halides}: exit status {campaign.exit_status}, wall time {total:.0f} s')
+    print_models(campaign)
+    if args.keep:
+        from aiida_nanohetero.cli.export import export_campaign
+
+        export_campaign(campaign, args.keep, overwrite=True)
+        print(f'exported to {args.keep}')
+
+
+def report_existing(pk: int, profile: str | None) -> None:
+    """The table of a campaign that already ran, from the database (wall time from its creation to its end)."""
+    from aiida import load_profile, orm
+
+    if 'AIIDA_PATH' not in os.environ:
+        raise SystemExit('--campaign needs AIIDA_PATH: the folder of the profile the campaign ran in')
+    load_profile(profile)
+    campaign = orm.load_node(pk)
+    total = (campaign.mtime - campaign.ctime).total_seconds()
+    protocol = campaign.inputs.protocol.value
+    halides = ','.join(campaign.inputs.halides.get_list())
+    print(f'campaign {pk} {protocol} {halides}: exit status {campaign.exit_status}, wall time {total:.0f} s')
+    print_models(campaign)
+
+
+def print_models(campaign) -> None:
+    """Atoms, wall time, geometry steps, SCF iterations of relaxation and single point, and gap of every model."""
+    from aiida import orm
+
     header = f'{"model":<20} {"atoms":>5} {"wall/s":>7} {"geo":>4} {"SCF relax":>9} {"SCF sp":>6} {"gap/eV":>7}'
     print(header)
     for link in campaign.base.links.get_outgoing(node_class=orm.WorkChainNode).all():
@@ -103,11 +144,6 @@ def main() -> None:
             f'{link.link_label:<20} {node.base.extras.get("nanohetero_n_atoms", 0):>5} {wall:>7.0f} '
             f'{fig_relax["geometry"]:>4} {fig_relax["scf"]:>9} {fig_sp["scf"]:>6} {gap:>7.3f}'
         )
-    if args.keep:
-        from aiida_nanohetero.cli.export import export_campaign
-
-        export_campaign(campaign, args.keep, overwrite=True)
-        print(f'exported to {args.keep}')
 
 
 if __name__ == '__main__':

@@ -223,3 +223,13 @@ def test_campaign_waves_start_with_the_largest_models():
     sizes = {'half_sphere': 45, 'cube_Br': 11, 'heterostructure_Br': 56, 'cube_Cl': 11, 'heterostructure_Cl': 56}
     order = largest_first(sizes)
     assert order == ['heterostructure_Br', 'heterostructure_Cl', 'half_sphere', 'cube_Br', 'cube_Cl']
+
+
+def test_campaign_lowers_the_priority_of_all_but_the_largest_models():
+    """On one machine the models smaller than the largest run at lower CPU priority; equal largest ones do not."""
+    from aiida_nanohetero.workflows.campaign import smaller_than_largest
+
+    sizes = {'half_sphere': 77, 'cube_Br': 64, 'heterostructure_Br': 141, 'heterostructure_I': 141}
+    assert smaller_than_largest(sizes) == ['half_sphere', 'cube_Br']
+    assert smaller_than_largest({'cube_Br': 11}) == []
+    assert smaller_than_largest({}) == []
