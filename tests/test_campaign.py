@@ -146,10 +146,10 @@ def test_every_relaxation_reaches_its_thresholds(tiny_campaign):
 
 def test_smaller_models_run_at_lower_cpu_priority(tiny_campaign):
     """On one machine (``core.direct``) every CP2K job of a model smaller than the largest is started at nice
-    ``SMALLER_MODELS_NICENESS`` by its job script, and the largest model's jobs are not."""
-    from aiida_nanohetero.workflows.campaign import SMALLER_MODELS_NICENESS
+    ``SMALLER_MODELS_NICENESS`` (process and autogroup) by its job script, and the largest model's jobs are not."""
+    from aiida_nanohetero.workflows.campaign import SMALLER_MODELS_NICENESS, lower_priority_script
 
-    renice = f'renice -n {SMALLER_MODELS_NICENESS} -p $$'
+    renice = lower_priority_script(SMALLER_MODELS_NICENESS)
     models = _models(tiny_campaign)
     scripts = {
         key: [calc.base.repository.get_object_content('_aiidasubmit.sh') for calc in _calcs(node)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 from aiida import orm
 
@@ -233,3 +236,16 @@ def test_campaign_lowers_the_priority_of_all_but_the_largest_models():
     assert smaller_than_largest(sizes) == ['half_sphere', 'cube_Br']
     assert smaller_than_largest({'cube_Br': 11}) == []
     assert smaller_than_largest({}) == []
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/autogroup'), reason='this kernel has no scheduler autogroups')
+def test_lower_priority_script_lowers_process_and_autogroup():
+    """The job-script lines really lower the priority of a job in its own session (as the direct scheduler starts
+    it): the process's nice and its autogroup's, which is what decides between sessions."""
+    from aiida_nanohetero.workflows.campaign import lower_priority_script
+
+    script = lower_priority_script(7) + 'echo "$(ps -o ni= -p $$) $(cat /proc/$$/autogroup)"\n'
+    result = subprocess.run(['setsid', 'bash', '-c', script], capture_output=True, text=True, check=True)
+    niceness, autogroup = result.stdout.split(maxsplit=1)
+    assert niceness == '7'
+    assert autogroup.strip().endswith('nice 7')

@@ -186,7 +186,7 @@ class HeterostructureCampaignWorkChain(WorkChain):
                 for step in ('relax', 'single_point'):
                     options = builder[step].cp2k.metadata.options
                     prepend = options.get('prepend_text', '')
-                    options.prepend_text = f'renice -n {SMALLER_MODELS_NICENESS} -p $$ > /dev/null\n{prepend}'
+                    options.prepend_text = f'{lower_priority_script(SMALLER_MODELS_NICENESS)}{prepend}'
             builder.metadata.call_link_label = key
             builder.metadata.label = f'{key} ({protocol})'
             node = self.submit(builder)
@@ -232,6 +232,16 @@ def largest_first(sizes: dict[str, int]) -> list[str]:
     expensive models go together and the cheap ones fill the last wave (longest-processing-time first), instead of
     one large model holding a wave open while the cores that ran a small one sit idle."""
     return sorted(sizes, key=lambda key: -sizes[key])
+
+
+def lower_priority_script(niceness: int) -> str:
+    """Job-script lines that lower the CPU priority of the job: ``renice`` for the process, and the same nice on its
+    session's autogroup, without which Linux (``kernel.sched_autogroup_enabled``, the default on desktops and
+    Debian) shares the cores between sessions whatever the processes' nice values are."""
+    return (
+        f'renice -n {niceness} -p $$ > /dev/null\n'
+        f'if [ -w /proc/$$/autogroup ]; then echo {niceness} > /proc/$$/autogroup 2> /dev/null || true; fi\n'
+    )
 
 
 def smaller_than_largest(sizes: dict[str, int]) -> list[str]:
