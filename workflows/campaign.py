@@ -3,7 +3,9 @@
 For each halide X the campaign builds the CsPbX3 cube and the CsPbX3/Pb4S3Br2 heterostructure; the Pb4S3Br2
 half-sphere is the same for every X (anion exchange only touches the perovskite), so it is built and computed
 once. Every model runs :class:`~aiida_nanohetero.workflows.relax_single_point.RelaxAndSinglePointWorkChain`
-concurrently. Results are put in groups with extras, so they are found by query:
+concurrently; on one machine (the ``core.direct`` scheduler) the smaller models' jobs run at lower CPU priority
+(:data:`SMALLER_MODELS_NICENESS`), so the largest model, which sets the wall time, keeps a core to itself.
+Results are put in groups with extras, so they are found by query:
 
 * ``nanohetero/campaigns``: every campaign work chain (extras ``protocol``, ``halides``);
 * ``nanohetero/campaign/<uuid>``: the model work chains of one campaign;
