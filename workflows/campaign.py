@@ -185,10 +185,12 @@ class HeterostructureCampaignWorkChain(WorkChain):
             )
             builder.relax_geometry = self.inputs.relax
             if on_one_machine and key in lower:
+                script = lower_priority_script(SMALLER_MODELS_NICENESS)
                 for step in ('relax', 'single_point'):
                     options = builder[step].cp2k.metadata.options
                     prepend = options.get('prepend_text', '')
-                    options.prepend_text = f'{lower_priority_script(SMALLER_MODELS_NICENESS)}{prepend}'
+                    if script not in prepend:  # the two steps may share one options mapping
+                        options.prepend_text = f'{script}{prepend}'
             builder.metadata.call_link_label = key
             builder.metadata.label = f'{key} ({protocol})'
             node = self.submit(builder)
