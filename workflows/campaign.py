@@ -46,8 +46,8 @@ ONE_STEP_RELAX = {
 }
 #: CPU priority (``nice``) of the smaller models' CP2K jobs on a computer with the ``core.direct`` scheduler, where
 #: all the models share one machine's cores: the largest model sets the campaign's wall time, so it keeps a core to
-#: itself while the smaller ones share the others (measured on 2 cores: the 141-atom ``mini`` heterostructure took
-#: 60 s per SCF step sharing 2 cores with the other two models, 33 s with one to itself).
+#: itself while the smaller ones share the others (measured on 2 cores: the 141-atom ``mini`` heterostructure at
+#: 150 Ry took 60 s per SCF step sharing 2 cores with the other two models, 33 s with one to itself).
 SMALLER_MODELS_NICENESS = 10
 CAMPAIGNS_GROUP = 'nanohetero/campaigns'
 MODELS_GROUP = 'nanohetero/models'
