@@ -144,28 +144,6 @@ def test_every_relaxation_reaches_its_thresholds(tiny_campaign):
             assert geo_opt == protocol['MOTION']['GEO_OPT'], key
 
 
-def test_smaller_models_run_at_lower_cpu_priority(tiny_campaign):
-    """On one machine (``core.direct``) every CP2K job of a model smaller than the largest is started at nice
-    ``SMALLER_MODELS_NICENESS`` (process and autogroup) by its job script, and the largest model's jobs are not."""
-    from aiida_nanohetero.workflows.campaign import SMALLER_MODELS_NICENESS, lower_priority_script
-
-    renice = lower_priority_script(SMALLER_MODELS_NICENESS)
-    models = _models(tiny_campaign)
-    scripts = {
-        key: [calc.base.repository.get_object_content('_aiidasubmit.sh') for calc in _calcs(node)]
-        for key, node in models.items()
-    }
-    if not any(renice in script for key in scripts for script in scripts[key]):
-        pytest.skip('the campaign was recorded before the smaller models were run at lower priority')
-    largest = max(node.base.extras.get('nanohetero_n_atoms') for node in models.values())
-    for key, node in models.items():
-        smaller = node.base.extras.get('nanohetero_n_atoms') < largest
-        for script in scripts[key]:
-            assert script.count(renice) == (1 if smaller else 0), key
-            if smaller:
-                assert script.index(renice) < script.index("'aiida.inp'"), key
-
-
 def test_analysis_is_physical_for_every_model(tiny_campaign):
     for key, node in _models(tiny_campaign).items():
         n_atoms = node.base.extras.get('nanohetero_n_atoms')

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 from aiida import orm
 
@@ -226,26 +223,3 @@ def test_campaign_waves_start_with_the_largest_models():
     sizes = {'half_sphere': 45, 'cube_Br': 11, 'heterostructure_Br': 56, 'cube_Cl': 11, 'heterostructure_Cl': 56}
     order = largest_first(sizes)
     assert order == ['heterostructure_Br', 'heterostructure_Cl', 'half_sphere', 'cube_Br', 'cube_Cl']
-
-
-def test_campaign_lowers_the_priority_of_all_but_the_largest_models():
-    """On one machine the models smaller than the largest run at lower CPU priority; equal largest ones do not."""
-    from aiida_nanohetero.workflows.campaign import smaller_than_largest
-
-    sizes = {'half_sphere': 77, 'cube_Br': 64, 'heterostructure_Br': 141, 'heterostructure_I': 141}
-    assert smaller_than_largest(sizes) == ['half_sphere', 'cube_Br']
-    assert smaller_than_largest({'cube_Br': 11}) == []
-    assert smaller_than_largest({}) == []
-
-
-@pytest.mark.skipif(not os.path.exists('/proc/self/autogroup'), reason='this kernel has no scheduler autogroups')
-def test_lower_priority_script_lowers_process_and_autogroup():
-    """The job-script lines really lower the priority of a job in its own session (as the direct scheduler starts
-    it): the process's nice and its autogroup's, which is what decides between sessions."""
-    from aiida_nanohetero.workflows.campaign import lower_priority_script
-
-    script = lower_priority_script(7) + 'echo "$(ps -o ni= -p $$) $(cat /proc/$$/autogroup)"\n'
-    result = subprocess.run(['setsid', 'bash', '-c', script], capture_output=True, text=True, check=True)
-    niceness, autogroup = result.stdout.split(maxsplit=1)
-    assert niceness == '7'
-    assert autogroup.strip().endswith('nice 7')

@@ -3,9 +3,7 @@
 For each halide X the campaign builds the CsPbX3 cube and the CsPbX3/Pb4S3Br2 heterostructure; the Pb4S3Br2
 half-sphere is the same for every X (anion exchange only touches the perovskite), so it is built and computed
 once. Every model runs :class:`~aiida_nanohetero.workflows.relax_single_point.RelaxAndSinglePointWorkChain`
-concurrently; on one machine (the ``core.direct`` scheduler) the smaller models' jobs run at lower CPU priority
-(:data:`SMALLER_MODELS_NICENESS`), so the largest model, which sets the wall time, keeps a core to itself.
-Results are put in groups with extras, so they are found by query:
+concurrently. Results are put in groups with extras, so they are found by query:
 
 * ``nanohetero/campaigns``: every campaign work chain (extras ``protocol``, ``halides``);
 * ``nanohetero/campaign/<uuid>``: the model work chains of one campaign;
@@ -44,11 +42,6 @@ ONE_STEP_RELAX = {
         }
     }
 }
-#: CPU priority (``nice``) of the smaller models' CP2K jobs on a computer with the ``core.direct`` scheduler, where
-#: all the models share one machine's cores: the largest model sets the campaign's wall time, so it keeps a core to
-#: itself while the smaller ones share the others (measured on 2 cores: the 141-atom ``mini`` heterostructure at
-#: 150 Ry took 60 s per SCF step sharing 2 cores with the other two models, 33 s with one to itself).
-SMALLER_MODELS_NICENESS = 10
 CAMPAIGNS_GROUP = 'nanohetero/campaigns'
 MODELS_GROUP = 'nanohetero/models'
 EXTRA_PREFIX = 'nanohetero'
@@ -171,26 +164,12 @@ class HeterostructureCampaignWorkChain(WorkChain):
         every_model = _group(MODELS_GROUP, 'Every model of every nanohetero campaign')
         limit = self.inputs.max_concurrent.value if 'max_concurrent' in self.inputs else len(self.ctx.waiting)
         wave, self.ctx.waiting = self.ctx.waiting[:limit], self.ctx.waiting[limit:]
-        on_one_machine = self.inputs.code.computer.scheduler_type == 'core.direct'
-        lower = smaller_than_largest({key: len(self.ctx.models[key]['structure'].sites) for key in wave})
-        if on_one_machine and lower:
-            self.report(
-                f'{", ".join(lower)}: CP2K at nice {SMALLER_MODELS_NICENESS}, so that the largest model, which sets '
-                'the wall time, keeps a core to itself on this machine'
-            )
         for key in wave:
             model = self.ctx.models[key]
             builder = RelaxAndSinglePointWorkChain.get_builder_from_protocol(
                 self.inputs.code, model['structure'], protocol, overrides, labels=model['labels'], options=options
             )
             builder.relax_geometry = self.inputs.relax
-            if on_one_machine and key in lower:
-                script = lower_priority_script(SMALLER_MODELS_NICENESS)
-                for step in ('relax', 'single_point'):
-                    options = builder[step].cp2k.metadata.options
-                    prepend = options.get('prepend_text', '')
-                    if script not in prepend:  # the two steps may share one options mapping
-                        options.prepend_text = f'{script}{prepend}'
             builder.metadata.call_link_label = key
             builder.metadata.label = f'{key} ({protocol})'
             node = self.submit(builder)
@@ -236,22 +215,6 @@ def largest_first(sizes: dict[str, int]) -> list[str]:
     expensive models go together and the cheap ones fill the last wave (longest-processing-time first), instead of
     one large model holding a wave open while the cores that ran a small one sit idle."""
     return sorted(sizes, key=lambda key: -sizes[key])
-
-
-def lower_priority_script(niceness: int) -> str:
-    """Job-script lines that lower the CPU priority of the job: ``renice`` for the process, and the same nice on its
-    session's autogroup, without which Linux (``kernel.sched_autogroup_enabled``, the default on desktops and
-    Debian) shares the cores between sessions whatever the processes' nice values are."""
-    return (
-        f'renice -n {niceness} -p $$ > /dev/null\n'
-        f'if [ -w /proc/$$/autogroup ]; then echo {niceness} > /proc/$$/autogroup 2> /dev/null || true; fi\n'
-    )
-
-
-def smaller_than_largest(sizes: dict[str, int]) -> list[str]:
-    """The models of a wave with fewer atoms than its largest: their jobs run at lower CPU priority on one machine."""
-    largest = max(sizes.values(), default=0)
-    return [key for key, size in sizes.items() if size < largest]
 
 
 def _validate_max_concurrent(value, _ctx=None):
