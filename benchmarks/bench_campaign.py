@@ -115,8 +115,9 @@ def report_existing(pk: int, profile: str | None) -> None:
     """The table of a campaign that already ran, from the database (wall time from its creation to its end)."""
     from aiida import load_profile, orm
 
-    if 'AIIDA_PATH' not in os.environ:
-        raise SystemExit('--campaign needs AIIDA_PATH: the folder of the profile the campaign ran in')
+    config = os.path.join(os.environ.get('AIIDA_PATH', ''), '.aiida', 'config.json')
+    if 'AIIDA_PATH' not in os.environ or not os.path.exists(config):
+        raise SystemExit(f'--campaign needs AIIDA_PATH: the folder of the profile the campaign ran in (no {config})')
     load_profile(profile)
     campaign = orm.load_node(pk)
     total = (campaign.mtime - campaign.ctime).total_seconds()
