@@ -66,7 +66,11 @@ def main() -> None:
     parser.add_argument(
         '--campaign', type=int, default=None, help='print the table of this finished campaign (pk), run nothing'
     )
-    parser.add_argument('--profile', default=None, help='with --campaign: the AiiDA profile (default: the default one)')
+    parser.add_argument(
+        '--profile',
+        default=os.environ.get('NANOHETERO_PROFILE', 'nanohetero'),
+        help="with --campaign: the AiiDA profile (default: $NANOHETERO_PROFILE or 'nanohetero', as nanohetero's)",
+    )
     args = parser.parse_args()
     if args.campaign is not None:
         report_existing(args.campaign, args.profile)
@@ -111,7 +115,7 @@ def main() -> None:
         print(f'exported to {args.keep}')
 
 
-def report_existing(pk: int, profile: str | None) -> None:
+def report_existing(pk: int, profile: str) -> None:
     """The table of a campaign that already ran, from the database (wall time from its creation to its end)."""
     from aiida import load_profile, orm
 
