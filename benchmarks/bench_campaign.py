@@ -20,13 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import tempfile
 import time
-
-_REPORT_ONLY = '--campaign' in sys.argv
-if not _REPORT_ONLY:
-    os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-campaign-aiida-'))
 
 
 def scf_steps(output: str) -> int:
@@ -67,14 +62,14 @@ def main() -> None:
         '--campaign', type=int, default=None, help='print the table of this finished campaign (pk), run nothing'
     )
     parser.add_argument(
-        '--profile',
-        default=os.environ.get('NANOHETERO_PROFILE', 'nanohetero'),
-        help="with --campaign: the AiiDA profile (default: $NANOHETERO_PROFILE or 'nanohetero', as nanohetero's)",
+        '--profile', default=None, help="with --campaign: the AiiDA profile (default: nanohetero's, as `nanohetero -p`)"
     )
     args = parser.parse_args()
     if args.campaign is not None:
         report_existing(args.campaign, args.profile)
         return
+    # a throw-away profile, unless AIIDA_PATH is given; set before AiiDA is imported, which reads it once
+    os.environ.setdefault('AIIDA_PATH', tempfile.mkdtemp(prefix='bench-campaign-aiida-'))
 
     from aiida import orm
     from aiida.engine import run_get_node
@@ -115,14 +110,17 @@ def main() -> None:
         print(f'exported to {args.keep}')
 
 
-def report_existing(pk: int, profile: str) -> None:
+def report_existing(pk: int, profile: str | None) -> None:
     """The table of a campaign that already ran, from the database (wall time from its creation to its end)."""
-    from aiida import load_profile, orm
+    import click
+    from aiida import orm
 
-    config = os.path.join(os.environ.get('AIIDA_PATH', ''), '.aiida', 'config.json')
-    if 'AIIDA_PATH' not in os.environ or not os.path.exists(config):
-        raise SystemExit(f'--campaign needs AIIDA_PATH: the folder of the profile the campaign ran in (no {config})')
-    load_profile(profile)
+    from aiida_nanohetero.cli import DEFAULT_PROFILE, Context
+
+    try:
+        Context(profile or os.environ.get('NANOHETERO_PROFILE') or DEFAULT_PROFILE).load_profile()
+    except click.ClickException as exception:  # no such profile under AIIDA_PATH: the CLI's own message
+        raise SystemExit(exception.format_message()) from None
     campaign = orm.load_node(pk)
     total = (campaign.mtime - campaign.ctime).total_seconds()
     protocol = campaign.inputs.protocol.value
