@@ -15,7 +15,8 @@ def status(obj, campaign):
     """Show the set-up (profile, computer, CP2K code and version, data files, daemon) and the recent campaigns.
 
     With CAMPAIGN (a pk or uuid of a campaign work chain), show every model's stage instead: building,
-    relaxing (geometry step k), single point, analysing, done, or failed with its exit code; and elapsed times.
+    relaxing (geometry steps done and the largest force against the threshold), single point, analysing, done,
+    or failed with its exit code; and elapsed times.
     """
     if campaign:
         from aiida import orm
@@ -110,7 +111,8 @@ def _elapsed(node) -> str:
 
 
 def model_stage(node) -> str:
-    """Where one model's RelaxAndSinglePointWorkChain is: relaxing step k, single point, analysing, done, failed."""
+    """Where one model's RelaxAndSinglePointWorkChain is: relaxing (k geometry steps done), single point,
+    analysing, done, failed."""
     from aiida import orm
 
     if node.is_terminated:
@@ -126,30 +128,39 @@ def model_stage(node) -> str:
     if isinstance(last, orm.CalcFunctionNode):
         return 'analysing'
     if label == 'relax':
-        return f'relaxing, geometry step {_geometry_step(last)}'
+        return f'relaxing{_relax_progress(last)}'
     if label == 'single_point':
         return 'single point'
     return 'analysing'
 
 
-def _geometry_step(relax) -> str:
-    """The current geometry step of a running relaxation, read from CP2K's output on a local computer."""
+def _relax_progress(relax) -> str:
+    """How far a running relaxation is: geometry steps done and the largest force against the threshold, read from
+    CP2K's output on a local computer."""
     import pathlib
 
     from aiida import orm
 
+    from aiida_nanohetero.workflows.cp2k_base import geometry_progress
+
     calcs = sorted((n for n in relax.called if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
     if not calcs or 'remote_folder' not in calcs[-1].outputs:
-        return '0 (queued)'
+        return ', queued'
     remote = calcs[-1].outputs.remote_folder
     if remote.computer.transport_type != 'core.local':
-        return f'? (CP2K running on {remote.computer.label})'
+        return f' (CP2K running on {remote.computer.label})'
     output = pathlib.Path(remote.get_remote_path()) / 'aiida.out'
     try:
-        text = output.read_text(errors='replace')
+        progress = geometry_progress(output.read_text(errors='replace'))
     except OSError:
-        return '0'
-    return str(text.count('Informations at step'))
+        progress = None
+    if progress is None:
+        return ', first SCF'
+    steps = progress['step']
+    text = f', {steps} geometry step{"" if steps == 1 else "s"} done'
+    if progress['max_force'] is not None and progress['max_force_limit'] is not None:
+        text += f', largest force {progress["max_force"]:.4f} Ha/bohr (converged below {progress["max_force_limit"]:g})'
+    return text
 
 
 def print_campaign(node) -> None:

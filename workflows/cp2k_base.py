@@ -22,6 +22,7 @@ __all__ = (
     'OT_SCF_STRATEGIES',
     'SCF_STRATEGIES',
     'Cp2kRestartWorkChain',
+    'geometry_progress',
     'geometry_steps_done',
     'merge_parameters',
     'uses_ot',
@@ -88,6 +89,27 @@ def geometry_steps_done(output: str) -> int:
     """How many geometry steps a CP2K optimisation completed (step 0 is the starting point, not a step)."""
     steps = re.findall(r'Informations at step =\s+(\d+)', output)
     return max(map(int, steps), default=0)
+
+
+def geometry_progress(output: str) -> dict | None:
+    """The last geometry step a CP2K optimisation completed, from its output: ``step``, the largest force
+    ``max_force`` and its threshold ``max_force_limit`` (Hartree/bohr; ``None`` at step 0, which is only the
+    starting point), and ``energy`` (Hartree). ``None`` when no step has finished yet."""
+    blocks = output.split('Informations at step =')
+    if len(blocks) < 2:
+        return None
+    last = blocks[-1].split('-----------------------------------------------\n', 1)[0]
+
+    def number(pattern):
+        found = re.search(pattern + r'\s+=\s+([-+0-9.Ee]+)', last)
+        return float(found.group(1)) if found else None
+
+    return {
+        'step': int(re.match(r'\s*(\d+)', last).group(1)),
+        'energy': number(r'Total Energy'),
+        'max_force': number(r'Max\. gradient'),
+        'max_force_limit': number(r'Conv\. limit for gradients'),
+    }
 
 
 class Cp2kRestartWorkChain(Cp2kBaseWorkChain):

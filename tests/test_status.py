@@ -1,0 +1,72 @@
+"""``nanohetero status`` on a relaxation that is still running: the geometry step and its largest force.
+
+The CP2K output is an excerpt of a real relaxation (``tests/data/cp2k/geo_opt``); the provenance graph around it is
+built by hand, as a running campaign would have it (a model's work chain, its ``relax`` work chain, the CP2K job and
+its remote folder on this computer).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+
+from aiida_nanohetero.workflows.cp2k_base import geometry_progress, geometry_steps_done
+
+DATA = pathlib.Path(__file__).parent / 'data' / 'cp2k' / 'geo_opt'
+OUTPUT = (DATA / 'relax_steps.out').read_text()
+#: Where step 1 ends and step 2's SCF begins in the excerpt.
+STEP_0_ONLY = OUTPUT[: OUTPUT.index('Informations at step =     1')]
+
+
+def test_geometry_progress_reads_the_last_finished_step():
+    progress = geometry_progress(OUTPUT)
+    assert progress['step'] == geometry_steps_done(OUTPUT) == 1
+    assert progress['max_force'] == pytest.approx(0.0235347294)
+    assert progress['max_force_limit'] == pytest.approx(0.015)  # the tiny protocol's MAX_FORCE
+    assert progress['max_force'] > progress['max_force_limit']  # CP2K said "Conv. for gradients = NO"
+    assert progress['energy'] == pytest.approx(-524.4286776004)
+
+
+def test_geometry_progress_before_the_first_step():
+    start = geometry_progress(STEP_0_ONLY)
+    assert start['step'] == 0
+    assert start['energy'] == pytest.approx(-524.2353652514)
+    assert start['max_force'] is None and start['max_force_limit'] is None  # step 0 has no convergence check
+    assert geometry_progress('') is None
+    assert geometry_progress(OUTPUT[: OUTPUT.index('Informations at step')]) is None  # first SCF still running
+
+
+def _running_model(computer, workdir: pathlib.Path) -> orm.WorkflowNode:
+    """A model's work chain whose ``relax`` step has launched one CP2K job, running in ``workdir``."""
+    model = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.relax_single_point')
+    model.set_process_state('running')
+    model.store()
+    relax = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.cp2k')
+    relax.set_process_state('running')
+    relax.base.links.add_incoming(model, LinkType.CALL_WORK, 'relax')
+    relax.store()
+    calc = orm.CalcJobNode(computer=computer, process_type='aiida.calculations:cp2k')
+    calc.set_process_state('running')
+    calc.base.links.add_incoming(relax, LinkType.CALL_CALC, 'iteration_01')
+    calc.store()
+    remote = orm.RemoteData(computer=computer, remote_path=str(workdir))
+    remote.base.links.add_incoming(calc, LinkType.CREATE, 'remote_folder')
+    remote.store()
+    return model
+
+
+def test_status_shows_the_step_and_its_largest_force(aiida_profile, aiida_localhost, tmp_path):
+    from aiida_nanohetero.cli.status import model_stage
+
+    model = _running_model(aiida_localhost, tmp_path)
+    assert model_stage(model) == 'relaxing, first SCF'  # CP2K has written nothing yet
+
+    (tmp_path / 'aiida.out').write_text(STEP_0_ONLY)  # the starting point is done, step 1 is running
+    assert model_stage(model) == 'relaxing, 0 geometry steps done'
+
+    shutil.copy(DATA / 'relax_steps.out', tmp_path / 'aiida.out')
+    assert model_stage(model) == 'relaxing, 1 geometry step done, largest force 0.0235 Ha/bohr (converged below 0.015)'
