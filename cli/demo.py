@@ -88,6 +88,10 @@ def demo(obj, halide, protocol, code_label, out_dir, one_step):
         f'Running the {protocol} campaign for {halide}: half-sphere, cube and heterostructure, each {relax}, '
         f'single-pointed and analysed ({expected} on 2 cores)...'
     )
+    click.echo(
+        'Progress in another terminal: `nanohetero status` lists this campaign (its pk is the first number of '
+        "the lines below), `nanohetero status PK` each model's stage, geometry steps and largest force."
+    )
     builder = HeterostructureCampaignWorkChain.get_builder()
     builder.code = code
     builder.protocol = orm.Str(protocol)
