@@ -11,7 +11,7 @@ from aiida_nanohetero.cli import clean_errors, pass_context
 
 #: The demo's campaign: ``tiny`` finishes in minutes here; ``mini`` takes hours on 2 cores.
 DEFAULT_PROTOCOL = 'tiny'
-EXPECTED = {'tiny': 'about 15 minutes', 'mini': 'hours'}
+EXPECTED = {'tiny': 'about 15 minutes', 'mini': 'about three hours'}
 
 
 class _ReportHandler(logging.Handler):
@@ -46,7 +46,7 @@ def _run_with_progress(builder):
     type=click.Choice(['tiny', 'mini']),
     default=DEFAULT_PROTOCOL,
     show_default=True,
-    help='tiny: 11/45/56-atom models (minutes); mini: 64/77/141 atoms (hours on 2 cores, see the README).',
+    help='tiny: 11/45/56-atom models (minutes); mini: 64/77/141 atoms (about three hours on 2 cores, see the README).',
 )
 @click.option('--code', 'code_label', default=None, help='CP2K code label (default: the one `nanohetero setup` made).')
 @click.option(
