@@ -29,13 +29,10 @@ def scf_steps(output: str) -> int:
     return len(re.findall(r'^\s+\d+\s+(?:NoMix|Broy\.|Pulay|P_Mix|Diag\.|OT)\S*\s', output, flags=re.MULTILINE))
 
 
-def geometry_steps(output: str) -> int:
-    steps = re.findall(r'Informations at step =\s+(\d+)', output)
-    return max(map(int, steps), default=0)
-
-
 def job_figures(workchain) -> dict:
     from aiida import orm
+
+    from aiida_nanohetero.workflows.cp2k_base import geometry_steps_done
 
     calcs = sorted((n for n in workchain.called_descendants if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
     figures = {'jobs': len(calcs), 'scf': 0, 'geometry': 0, 'seconds': 0.0}
@@ -44,7 +41,7 @@ def job_figures(workchain) -> dict:
             continue
         output = calc.outputs.retrieved.base.repository.get_object_content('aiida.out')
         figures['scf'] += scf_steps(output)
-        figures['geometry'] += geometry_steps(output)
+        figures['geometry'] += geometry_steps_done(output)
         figures['seconds'] += (calc.mtime - calc.ctime).total_seconds()
     return figures
 

@@ -87,8 +87,8 @@ def merge_parameters(parameters: dict, changes: dict) -> dict:
 
 def geometry_steps_done(output: str) -> int:
     """How many geometry steps a CP2K optimisation completed (step 0 is the starting point, not a step)."""
-    steps = re.findall(r'Informations at step =\s+(\d+)', output)
-    return max(map(int, steps), default=0)
+    progress = geometry_progress(output)
+    return 0 if progress is None else progress['step']
 
 
 def geometry_progress(output: str) -> dict | None:
