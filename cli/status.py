@@ -126,7 +126,9 @@ def model_stage(node) -> str:
     labels = {link.node.pk: link.link_label for link in node.base.links.get_outgoing().all()}
     label = labels.get(last.pk, '')
     if isinstance(last, orm.CalcFunctionNode):
-        return 'analysing'
+        # the calcfunctions before the first CP2K step place the model in its cell; those after it analyse
+        started = any(labels.get(child.pk) in ('relax', 'single_point') for child in called)
+        return 'analysing' if started else 'building'
     if label == 'relax':
         return f'relaxing{_relax_progress(last)}'
     if label == 'single_point':

@@ -70,3 +70,28 @@ def test_status_shows_the_step_and_its_largest_force(aiida_profile, aiida_localh
 
     shutil.copy(DATA / 'relax_steps.out', tmp_path / 'aiida.out')
     assert model_stage(model) == 'relaxing, 1 geometry step done, largest force 0.0235 Ha/bohr (converged below 0.015)'
+
+
+def test_status_of_a_model_placed_in_its_cell_is_building_not_analysing(aiida_profile):
+    """The work chain's first step is a calcfunction (the model placed in its CP2K cell); so are its last ones (the
+    orbital analysis). Only the latter are 'analysing'."""
+    from aiida_nanohetero.cli.status import model_stage
+
+    model = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.relax_single_point')
+    model.set_process_state('running')
+    model.store()
+
+    def call_calcfunction(label):
+        function = orm.CalcFunctionNode(process_type=f'aiida_nanohetero.calcfunctions:{label}')
+        function.set_process_state('finished')
+        function.base.links.add_incoming(model, LinkType.CALL_CALC, label)
+        function.store()
+
+    call_calcfunction('place_in_cubic_box')
+    assert model_stage(model) == 'building'
+    single_point = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.cp2k')
+    single_point.set_process_state('finished')
+    single_point.base.links.add_incoming(model, LinkType.CALL_WORK, 'single_point')
+    single_point.store()
+    call_calcfunction('parse_orbitals')
+    assert model_stage(model) == 'analysing'
