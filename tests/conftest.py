@@ -73,6 +73,20 @@ def water_mgrid() -> dict:
     return WATER_MGRID
 
 
+#: Geometry thresholds of the water relaxations that are split into several jobs (walltime tests): CP2K's default
+#: forces (4.5e-4, 3e-4 Ha/bohr) and the ``mini`` protocol's steps (3e-2, 1.5e-2 bohr). Not tighter: the rotations of
+#: a free molecule cost almost nothing, so at forces near 1e-4 Ha/bohr, where the 200 Ry grid's noise dominates, BFGS
+#: still predicts steps of 1e-2 bohr along them and now and then jumps by its whole trust radius (0.47 bohr). With
+#: step thresholds of 1e-4 bohr a relaxation met them only by luck, and the SLURM walltime test failed in CI when ten
+#: jobs of a minute did not.
+WATER_SPLIT_GEO_OPT = {'MAX_FORCE': 4.5e-4, 'RMS_FORCE': 3e-4, 'MAX_DR': 3e-2, 'RMS_DR': 1.5e-2, 'MAX_ITER': 200}
+
+
+@pytest.fixture(scope='session')
+def water_split_geo_opt() -> dict:
+    return WATER_SPLIT_GEO_OPT
+
+
 @pytest.fixture(scope='session')
 def water_relaxation():
     """A factory of ``Cp2kRestartWorkChain`` inputs relaxing a bent water molecule with the tiny protocol's

@@ -111,16 +111,17 @@ def test_scf_that_never_converges_ends_with_a_named_exit_code(cp2k_code, water_k
 
 
 @pytest.mark.cp2k
-def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefunction(cp2k_code, water_relaxation):
+def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefunction(
+    cp2k_code, water_relaxation, water_split_geo_opt
+):
     """CP2K's GLOBAL/WALLTIME stops a geometry optimisation cleanly (as it would a few minutes before the scheduler's
     limit); aiida-cp2k's handler, enabled by our protocols, continues it from the last geometry and wavefunction."""
     from aiida.engine import run_get_node
 
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
 
-    tight = {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}
-    # WALLTIME 20 s: a few geometry steps of water per run, not the whole relaxation
-    parameters = {'GLOBAL': {'WALLTIME': 20}, 'MOTION': {'GEO_OPT': tight}}
+    # WALLTIME 20 s: a few geometry steps of water per run, not the whole relaxation (3 jobs here)
+    parameters = {'GLOBAL': {'WALLTIME': 20}, 'MOTION': {'GEO_OPT': water_split_geo_opt}}
     _, node = run_get_node(Cp2kRestartWorkChain, **water_relaxation(cp2k_code, parameters, max_iterations=12))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
@@ -134,6 +135,10 @@ def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefun
     assert restart['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
     assert restart['FORCE_EVAL']['DFT']['SCF']['SCF_GUESS'] == 'RESTART'
     assert second.inputs.parent_calc_folder.uuid == first.outputs.remote_folder.uuid
+    # BFGS goes on with the Hessian it had built, read from the stopped run's folder
+    assert 'aiida-BFGS.Hessian' in first.outputs.remote_folder.listdir()
+    bfgs = restart['MOTION']['GEO_OPT']['BFGS']
+    assert bfgs['RESTART_HESSIAN'] is True and bfgs['RESTART_FILE_NAME'] == './parent_calc/aiida-BFGS.Hessian'
     # nothing computed is lost: the continued run starts from the geometry the stopped one reached
     assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
     assert calcs[-1].is_finished_ok
@@ -143,16 +148,16 @@ def test_relaxation_stopped_by_walltime_continues_from_last_geometry_and_wavefun
 
 
 @pytest.mark.cp2k
-def test_relaxation_out_of_geometry_steps_continues(cp2k_code, water_relaxation):
+def test_relaxation_out_of_geometry_steps_continues(cp2k_code, water_relaxation, water_split_geo_opt):
     """A geometry optimisation that reaches MAX_ITER continues from its last geometry with more steps allowed."""
     from aiida.engine import run_get_node
 
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
 
-    # CP2K's default thresholds (the tiny protocol's are loose enough for water to converge within 3 steps)
-    default = {'MAX_FORCE': 4.5e-4, 'RMS_FORCE': 3.0e-4, 'MAX_DR': 3.0e-3, 'RMS_DR': 1.5e-3}
-    parameters = {'MOTION': {'GEO_OPT': {'MAX_ITER': 3, **default}}}
-    _, node = run_get_node(Cp2kRestartWorkChain, **water_relaxation(cp2k_code, parameters, max_iterations=8))
+    # CP2K's default forces (the tiny protocol's are loose enough for water to converge within 3 steps); MAX_ITER
+    # 3, 4, 5, 7, 9, 12 in turn: converged in the sixth job here
+    parameters = {'MOTION': {'GEO_OPT': {**water_split_geo_opt, 'MAX_ITER': 3}}}
+    _, node = run_get_node(Cp2kRestartWorkChain, **water_relaxation(cp2k_code, parameters, max_iterations=10))
     assert node.is_finished_ok, node.exit_message
     calcs = _calculations(node)
     first, second = calcs[0], calcs[1]
@@ -160,4 +165,5 @@ def test_relaxation_out_of_geometry_steps_continues(cp2k_code, water_relaxation)
     assert second.inputs.parameters['MOTION']['GEO_OPT']['MAX_ITER'] > 3
     assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
     assert second.inputs.parameters['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
+    assert second.inputs.parameters['MOTION']['GEO_OPT']['BFGS']['RESTART_HESSIAN'] is True
     assert calcs[-1].is_finished_ok

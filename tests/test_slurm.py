@@ -208,33 +208,33 @@ def test_single_point_through_sbatch(slurm_single_point, slurm_partition):
     assert 0.5 < gap < 3.5
 
 
-def _water_relaxation_killed_by_slurm(code, water_relaxation) -> dict:
+def _water_relaxation_killed_by_slurm(code, water_relaxation, geo_opt) -> dict:
     """Inputs of a Cp2kRestartWorkChain that relaxes a bent water molecule in jobs of 1 minute (SLURM's smallest
     time limit), with CP2K's own WALLTIME far beyond it: as when one SCF step outlasts the margin that
     ``GLOBAL/WALLTIME`` leaves, SLURM kills the job.
 
-    Tight geometry thresholds, EPS_SCF 1e-6 and an 11.7 Å box (5 Å of vacuum): some 230 s of CP2K on an idle core
-    (measured here: killed at 89 s and 91 s, the third job finished in 72 s). The tiny relaxation's settings (EPS_SCF
-    1e-5, 3.5 Å of vacuum) finished within 72 s, before SLURM's kill, on an idle machine. SLURM kills a job 60-90 s
-    after it starts, so the relaxation needs three or more jobs, each continuing from the last geometry and
-    wavefunction of the one before."""
+    EPS_SCF 1e-6 and an 11.7 Å box (5 Å of vacuum) make each geometry step cost some 10 s on an idle core, so a
+    1-minute job does a few of them and the relaxation needs two or more jobs, each continuing from the last
+    geometry, wavefunction and BFGS Hessian of the one before (thresholds: ``WATER_SPLIT_GEO_OPT`` in conftest)."""
     changes = {
         'GLOBAL': {'WALLTIME': 3600},
         'FORCE_EVAL': {'DFT': {'SCF': {'EPS_SCF': 1e-6}}},  # not the tiny relaxation's 1e-5: enough work per step
-        'MOTION': {'GEO_OPT': {'MAX_FORCE': 5e-5, 'RMS_FORCE': 3e-5, 'MAX_DR': 1e-4, 'RMS_DR': 5e-5, 'MAX_ITER': 200}},
+        'MOTION': {'GEO_OPT': geo_opt},
     }
     return water_relaxation(code, changes, max_iterations=10, box=5.0, options={'max_wallclock_seconds': 60})
 
 
 @pytest.fixture(scope='module')
-def walltime_killed_relaxation(slurm_setup, water_relaxation):
+def walltime_killed_relaxation(slurm_setup, water_relaxation, water_split_geo_opt):
     from aiida.engine import run_get_node
 
     from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
 
     code, _, _ = slurm_setup
     with time_limit(TEST_TIMEOUT):
-        _, node = run_get_node(Cp2kRestartWorkChain, **_water_relaxation_killed_by_slurm(code, water_relaxation))
+        _, node = run_get_node(
+            Cp2kRestartWorkChain, **_water_relaxation_killed_by_slurm(code, water_relaxation, water_split_geo_opt)
+        )
     return node
 
 
@@ -263,6 +263,8 @@ def test_job_killed_at_walltime_is_continued_and_completes(walltime_killed_relax
     restart = second.inputs.parameters.get_dict()
     assert restart['EXT_RESTART']['RESTART_FILE_NAME'] == './parent_calc/aiida-1.restart'
     assert restart['FORCE_EVAL']['DFT']['SCF']['SCF_GUESS'] == 'RESTART'
+    assert restart['MOTION']['GEO_OPT']['BFGS']['RESTART_FILE_NAME'] == './parent_calc/aiida-BFGS.Hessian'
+    assert restart['MOTION']['GEO_OPT']['BFGS']['RESTART_HESSIAN'] is True
     assert second.inputs.structure.uuid == first.outputs.output_structure.uuid
     # and the relaxation completed: a PBE water molecule
     assert calcs[-1].is_finished_ok

@@ -6,7 +6,8 @@ the last geometry and wavefunction; :meth:`Cp2kRestartWorkChain.handle_scheduler
 job that the scheduler killed at its walltime (exit code 120). aiida-cp2k's handler gives up on an SCF that did
 not converge unless the SCF gradient was already small. :meth:`Cp2kRestartWorkChain.handle_scf_not_converged`
 takes over there: it restarts from the last wavefunction and, if that is not enough, changes the SCF strategy, a
-bounded number of times.
+bounded number of times. :meth:`Cp2kRestartWorkChain.carry_bfgs_hessian` makes every continued BFGS optimisation
+start from the Hessian the stopped one had built, not from a fresh guess.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiida.engine import ProcessHandlerReport, process_handler
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
 __all__ = (
+    'HESSIAN_FILE',
     'OT_SCF_STRATEGIES',
     'SCF_STRATEGIES',
     'Cp2kRestartWorkChain',
@@ -72,6 +74,8 @@ def uses_ot(parameters: dict) -> bool:
 
 
 WFN_FILE = 'aiida-RESTART.wfn'
+#: The BFGS Hessian CP2K writes after every geometry step (``MOTION/GEO_OPT/BFGS/RESTART`` print key, on by default).
+HESSIAN_FILE = 'aiida-BFGS.Hessian'
 
 
 def merge_parameters(parameters: dict, changes: dict) -> dict:
@@ -174,6 +178,44 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
             f'({calc.get_option("max_wallclock_seconds")} s): continuing it from what it wrote'
         )
         return Cp2kBaseWorkChain.restart_incomplete_calculation.__wrapped__(self, calc)
+
+    @process_handler(
+        priority=400,
+        exit_codes=[
+            Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
+            Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
+            Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
+            Cp2kCalculation.exit_codes.ERROR_MAXIMUM_NUMBER_OPTIMIZATION_STEPS_REACHED,
+        ],
+    )
+    def carry_bfgs_hessian(self, calc):
+        """Continue a BFGS optimisation with the Hessian the stopped run had built.
+
+        Runs after aiida-cp2k's ``restart_incomplete_calculation`` (and :meth:`handle_scheduler_walltime`), which
+        continue from the last geometry (``EXT_RESTART``) and wavefunction but leave BFGS to start again from its
+        initial guess: its first steps then undo part of the progress, and with tight thresholds a relaxation split
+        into short jobs may never converge. When the stopped run wrote its Hessian, the continuation reads it
+        (``MOTION/GEO_OPT/BFGS/RESTART_HESSIAN``) from the stopped run's folder, which the continuation already gets
+        as ``parent_calc/``. Other optimisers (LBFGS, CG) keep no Hessian file and are left as they are.
+        """
+        parameters = self.ctx.inputs.parameters.get_dict()
+        if parameters.get('GLOBAL', {}).get('RUN_TYPE') != 'GEO_OPT':
+            return None  # CELL_OPT keeps its optimiser in MOTION/CELL_OPT (our clusters in vacuum never use it)
+        optimizer = str(parameters.get('MOTION', {}).get('GEO_OPT', {}).get('OPTIMIZER', 'BFGS')).upper()
+        parent = self.ctx.inputs.get('parent_calc_folder')
+        if optimizer != 'BFGS' or parent is None or parent.uuid != calc.outputs.remote_folder.uuid:
+            return None  # not BFGS, or the run is not being continued from this calculation's folder
+        bfgs = parameters.setdefault('MOTION', {}).setdefault('GEO_OPT', {}).setdefault('BFGS', {})
+        if HESSIAN_FILE in calc.outputs.remote_folder.listdir():
+            bfgs.update({'RESTART_HESSIAN': True, 'RESTART_FILE_NAME': f'./parent_calc/{HESSIAN_FILE}'})
+            self.report(f'continuing the BFGS optimisation of {calc.process_label}<{calc.pk}> with its Hessian')
+        elif bfgs.pop('RESTART_HESSIAN', None) is not None:
+            # stopped before its first geometry step: no Hessian in its folder, so CP2K must not look for one
+            bfgs.pop('RESTART_FILE_NAME', None)
+        else:
+            return None
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+        return None
 
     @process_handler(priority=500, exit_codes=[Cp2kCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED])
     def handle_scf_not_converged(self, calc):
