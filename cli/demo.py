@@ -21,10 +21,33 @@ class _ReportHandler(logging.Handler):
         click.echo(f'  [{time.strftime("%H:%M:%S")}] {record.getMessage()}')
 
 
-def _run_with_progress(builder):
-    """Run in the foreground, showing the work chains' reports as short lines instead of AiiDA's long ones."""
-    from aiida.engine import run_get_node
+#: How often (seconds) a campaign run in the foreground prints the models whose stage moved on.
+PROGRESS_EVERY = 60.0
 
+
+def _run_with_progress(builder, every: float = PROGRESS_EVERY, echo=click.echo):
+    """Run in the foreground, showing the work chains' reports as short lines instead of AiiDA's long ones and,
+    every ``every`` seconds, each model whose stage moved on (as ``nanohetero status`` shows it: geometry steps
+    and largest force of a running relaxation), so that minutes of CP2K are not minutes of silence."""
+    from aiida.engine.utils import loop_scope
+    from aiida.manage import get_manager
+
+    from aiida_nanohetero.cli.status import stage_changes
+
+    runner = get_manager().get_runner()
+    with loop_scope(runner.loop):
+        process = runner.instantiate_process(builder)
+    seen: dict = {}
+
+    def tick():
+        try:
+            for line in stage_changes(process.node, seen):
+                echo(f'  [{time.strftime("%H:%M:%S")}] {line}')
+        except Exception:  # progress is a courtesy: it must never disturb the campaign
+            pass
+        timer[0] = runner.loop.call_later(every, tick)
+
+    timer = [runner.loop.call_later(every, tick)]
     logger = logging.getLogger('aiida')
     quiet = [(handler, handler.level) for handler in logger.handlers]
     for handler, _ in quiet:
@@ -32,8 +55,9 @@ def _run_with_progress(builder):
     progress = _ReportHandler(level=23)  # AiiDA's REPORT level; the parser's warnings show too
     logger.addHandler(progress)
     try:
-        return run_get_node(builder)
+        return runner.run_get_node(process)
     finally:
+        timer[0].cancel()
         logger.removeHandler(progress)
         for handler, level in quiet:
             handler.setLevel(level)
@@ -69,7 +93,8 @@ def demo(obj, halide, protocol, code_label, out_dir, one_step):
     """Run the campaign for one halide on this machine: build the half-sphere, the cube and the heterostructure,
     relax each with CP2K, run the single point, analyse the orbitals, and write the figures.
 
-    Runs in the foreground (no daemon needed), shows the work chains' progress, then prints every model's
+    Runs in the foreground (no daemon needed), shows each CP2K job as it starts and ends and, every minute, each
+    model whose stage moved on (a relaxation's geometry steps and largest force), then prints every model's
     result (`nanohetero status CAMPAIGN` shows the same table later) and where the figures are. Every model is
     relaxed to the protocol's thresholds, as `nanohetero run` does, unless --one-step is given.
     """

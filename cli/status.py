@@ -165,20 +165,37 @@ def _relax_progress(relax) -> str:
     return text
 
 
-def print_campaign(node) -> None:
-    """A table of the models of one campaign: stage, atoms, elapsed time, and the results of the finished ones."""
+def campaign_models(node) -> list:
+    """The work chains of a campaign's models, in the order they were launched (from the campaign's group)."""
     from aiida import orm
 
     from aiida_nanohetero.workflows.campaign import campaign_group_label
 
+    query = orm.QueryBuilder().append(orm.Group, filters={'label': campaign_group_label(node.uuid)}, tag='group')
+    query.append(orm.WorkChainNode, with_group='group', tag='model').order_by({'model': {'ctime': 'asc'}})
+    return [model for (model,) in query.iterall()]
+
+
+def stage_changes(node, seen: dict) -> list[str]:
+    """'model: stage' for every model of the campaign whose stage is not the one in ``seen`` (pk -> stage), which is
+    updated: called every so often, it tells what moved since the last call."""
+    lines = []
+    for model in campaign_models(node):
+        stage = model_stage(model)
+        if seen.get(model.pk) != stage:
+            seen[model.pk] = stage
+            lines.append(f'{model.base.extras.get("nanohetero_key", model.label)}: {stage}')
+    return lines
+
+
+def print_campaign(node) -> None:
+    """A table of the models of one campaign: stage, atoms, elapsed time, and the results of the finished ones."""
     extras = node.base.extras
     click.echo(
         f'Campaign {node.pk} ({extras.get("nanohetero_protocol", "?")}, '
         f'{", ".join(extras.get("nanohetero_halides", []))}): {_state(node)}, elapsed {_elapsed(node)}'
     )
-    query = orm.QueryBuilder().append(orm.Group, filters={'label': campaign_group_label(node.uuid)}, tag='group')
-    query.append(orm.WorkChainNode, with_group='group', tag='model').order_by({'model': {'ctime': 'asc'}})
-    models = [model for (model,) in query.iterall()]
+    models = campaign_models(node)
     if not models:
         click.echo('  building the models' if not node.is_terminated else '  no model was launched')
         return

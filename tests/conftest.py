@@ -167,7 +167,6 @@ def tiny_campaign(cp2k_code):
     instead of running CP2K; CI never sets it.
     """
     from aiida import orm
-    from aiida.engine import run_get_node
 
     from aiida_nanohetero.workflows.campaign import HeterostructureCampaignWorkChain
 
@@ -188,12 +187,24 @@ def tiny_campaign(cp2k_code):
         orm.Group.collection.get_or_create(MODELS_GROUP)[0].add_nodes(models)
         return node
 
+    from aiida_nanohetero.cli.demo import _run_with_progress
+
     builder = HeterostructureCampaignWorkChain.get_builder()
     builder.code = cp2k_code
     builder.protocol = orm.Str('tiny')
     builder.halides = orm.List(['Br'])
-    _, node = run_get_node(builder)
+    # run as `nanohetero demo` and `nanohetero run` run it in the foreground, keeping the progress lines they print
+    _, node = _run_with_progress(builder, every=10, echo=CAMPAIGN_PROGRESS.append)
     return node
+
+
+#: The progress lines that ``tiny_campaign`` printed while it ran (empty when it was replayed from an archive).
+CAMPAIGN_PROGRESS: list[str] = []
+
+
+@pytest.fixture(scope='session')
+def tiny_campaign_progress(tiny_campaign) -> list[str]:
+    return CAMPAIGN_PROGRESS
 
 
 @pytest.fixture(scope='session')

@@ -197,3 +197,21 @@ def test_status_shows_every_model_done(tiny_campaign, campaign_keys, capsys):
     for key in campaign_keys:
         line = next(line for line in out.splitlines() if line.strip().startswith(key))
         assert line.rstrip().endswith('done'), line
+
+
+def test_foreground_run_shows_each_model_moving_on(tiny_campaign, tiny_campaign_progress, campaign_keys):
+    """While the campaign ran in the foreground (as `nanohetero demo` runs it), every model's stage was printed as
+    it moved on, a running relaxation with its geometry steps and largest force, and no stage went backwards."""
+    import re
+
+    if not tiny_campaign_progress:
+        pytest.skip('the campaign was replayed from an archive: there was no run to watch')
+    lines = [line.split('] ', 1)[1] for line in tiny_campaign_progress]
+    order = ('building', 'relaxing', 'single point', 'analysing', 'done')
+    for key in campaign_keys:
+        stages = [line.split(': ', 1)[1] for line in lines if line.startswith(f'{key}: ')]
+        assert stages, f'no progress line for {key}: {lines}'
+        ranks = [next(i for i, stage in enumerate(order) if text.startswith(stage)) for text in stages]
+        assert ranks == sorted(ranks), stages
+    force = r'relaxing, \d+ geometry steps? done, largest force [0-9.]+ Ha/bohr \(converged below [0-9.e-]+\)'
+    assert any(re.search(force, line) for line in lines), lines

@@ -42,7 +42,7 @@ def test_geometry_progress_before_the_first_step():
 
 def _running_model(computer, workdir: pathlib.Path) -> orm.WorkflowNode:
     """A model's work chain whose ``relax`` step has launched one CP2K job, running in ``workdir``."""
-    model = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.relax_single_point')
+    model = orm.WorkChainNode(process_type='aiida.workflows:nanohetero.relax_single_point')
     model.set_process_state('running')
     model.store()
     relax = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.cp2k')
@@ -95,3 +95,24 @@ def test_status_of_a_model_placed_in_its_cell_is_building_not_analysing(aiida_pr
     single_point.store()
     call_calcfunction('parse_orbitals')
     assert model_stage(model) == 'analysing'
+
+
+def test_stage_changes_tell_what_moved_since_the_last_call(aiida_profile, aiida_localhost, tmp_path):
+    """What a campaign run in the foreground prints every minute: only the models whose stage changed."""
+    from aiida_nanohetero.cli.status import stage_changes
+    from aiida_nanohetero.workflows.campaign import campaign_group_label
+
+    campaign = orm.WorkflowNode(process_type='aiida.workflows:nanohetero.campaign').store()
+    group = orm.Group(label=campaign_group_label(campaign.uuid)).store()
+    seen: dict = {}
+    assert stage_changes(campaign, seen) == []  # the models are being built: nothing to show yet
+
+    model = _running_model(aiida_localhost, tmp_path)
+    model.base.extras.set('nanohetero_key', 'cube_Br')
+    group.add_nodes(model)
+    assert stage_changes(campaign, seen) == ['cube_Br: relaxing, first SCF']
+    assert stage_changes(campaign, seen) == []  # nothing moved
+    shutil.copy(DATA / 'relax_steps.out', tmp_path / 'aiida.out')
+    assert stage_changes(campaign, seen) == [
+        'cube_Br: relaxing, 1 geometry step done, largest force 0.0235 Ha/bohr (converged below 0.015)'
+    ]
