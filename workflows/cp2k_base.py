@@ -7,7 +7,7 @@ job that the scheduler killed at its walltime (exit code 120). aiida-cp2k's hand
 not converge unless the SCF gradient was already small. :meth:`Cp2kRestartWorkChain.handle_scf_not_converged`
 takes over there: it restarts from the last wavefunction and, if that is not enough, changes the SCF strategy, a
 bounded number of times. :meth:`Cp2kRestartWorkChain.carry_bfgs_hessian` makes every continued BFGS optimisation
-start from the Hessian the stopped one had built, not from a fresh guess.
+go on with the Hessian the stopped one had built, not with a fresh guess.
 """
 
 from __future__ import annotations
@@ -193,11 +193,14 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
 
         Runs after aiida-cp2k's ``restart_incomplete_calculation`` (and :meth:`handle_scheduler_walltime`), which
         continue from the last geometry (``EXT_RESTART``) and wavefunction but leave BFGS to start again from its
-        initial guess: its first steps then undo part of the progress, and with tight thresholds a relaxation split
-        into short jobs may never converge. When the stopped run wrote its Hessian, the continuation reads it
-        (``MOTION/GEO_OPT/BFGS/RESTART_HESSIAN``) from the stopped run's folder, which the continuation already gets
-        as ``parent_calc/``. Other optimisers (LBFGS, CG) keep no Hessian file and are left as they are.
+        initial guess, so that where the walltime falls changes the path of the relaxation. When the stopped run
+        wrote its Hessian, the continuation reads it (``MOTION/GEO_OPT/BFGS/RESTART_HESSIAN``) from the stopped
+        run's folder, which it already gets as ``parent_calc/``, and goes on as one uninterrupted run would (the
+        tiny cube: the same largest forces, to two digits, as one job). Other optimisers (LBFGS, CG) keep no
+        Hessian file and are left as they are.
         """
+        if 'remote_folder' not in calc.outputs:
+            return None
         parameters = self.ctx.inputs.parameters.get_dict()
         if parameters.get('GLOBAL', {}).get('RUN_TYPE') != 'GEO_OPT':
             return None  # CELL_OPT keeps its optimiser in MOTION/CELL_OPT (our clusters in vacuum never use it)
