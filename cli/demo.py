@@ -34,7 +34,8 @@ def _run_with_progress(builder, every: float = PROGRESS_EVERY, echo=click.echo):
 
     from aiida_nanohetero.cli.status import stage_changes
 
-    runner = get_manager().get_runner()
+    # a local runner without a communicator, as aiida.engine.run_get_node makes one: the foreground needs no broker
+    runner = get_manager().create_runner(communicator=None)
     with loop_scope(runner.loop):
         process = runner.instantiate_process(builder)
     seen: dict = {}

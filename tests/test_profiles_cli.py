@@ -151,3 +151,34 @@ def test_status_without_profile_says_what_to_do(tmp_path):
     assert result.returncode != 0
     assert 'AiiDA profile "absent" does not exist' in result.stderr
     assert 'nanohetero setup' in result.stderr
+
+
+FOREGROUND_RUN = """
+from aiida import load_profile, orm
+from ase import Atoms
+
+profile = load_profile('nanohetero')
+from aiida_nanohetero.calcfunctions.cp2k import place_in_cubic_box
+from aiida_nanohetero.cli.demo import _run_with_progress
+
+builder = place_in_cubic_box.process_class.get_builder()
+builder.structure = orm.StructureData(ase=Atoms('H2', positions=[(0, 0, 0), (0.74, 0, 0)]))
+builder.vacuum = orm.Float(3.0)
+result, node = _run_with_progress(builder, every=0.01)
+print(profile.process_control_backend, node.is_finished_ok, result['result'].cell[0][0])
+"""
+
+
+@needs_cp2k
+def test_foreground_run_needs_no_broker_running(tmp_path):
+    """`nanohetero demo` and `run` run in the foreground on the embedded default, whose ZeroMQ broker is only
+    started by the daemon: their runner (with its progress timer) must not wait for the broker."""
+    run_cli(['setup'], tmp_path)
+    env = {**os.environ, 'AIIDA_PATH': str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, '-c', FOREGROUND_RUN], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    backend, finished_ok, edge = result.stdout.split()[-3:]
+    assert backend == 'core.zeromq' and finished_ok == 'True'
+    assert float(edge) == pytest.approx(0.74 + 2 * 3.0, abs=0.01)
