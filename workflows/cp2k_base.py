@@ -33,6 +33,14 @@ __all__ = (
 Cp2kBaseWorkChain = WorkflowFactory('cp2k.base')
 Cp2kCalculation = CalculationFactory('cp2k')
 
+#: A calculation that stopped before its end and is continued from what it wrote: CP2K's own walltime stop, an
+#: output cut short, or the scheduler's walltime kill.
+STOPPED_EARLY = (
+    Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
+    Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
+    Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
+)
+
 #: What to change, in this order, after each SCF that did not converge: (description, CP2K input to merge).
 #: Every attempt also restarts from the last wavefunction when the failed run wrote one. Diagonalisation runs (our
 #: protocols) get gentler mixing, then stronger smearing; OT runs (a user's override) get a preconditioner built
@@ -139,14 +147,7 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
         self.ctx.scf_attempt = 0
         self.ctx.stalled_runs = 0
 
-    @process_handler(
-        priority=450,
-        exit_codes=[
-            Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
-            Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
-            Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
-        ],
-    )
+    @process_handler(priority=450, exit_codes=list(STOPPED_EARLY))
     def handle_no_progress_within_walltime(self, calc):
         """Stop, instead of restarting forever, when a geometry optimisation makes no progress within its walltime.
 
@@ -181,12 +182,7 @@ class Cp2kRestartWorkChain(Cp2kBaseWorkChain):
 
     @process_handler(
         priority=400,
-        exit_codes=[
-            Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
-            Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
-            Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
-            Cp2kCalculation.exit_codes.ERROR_MAXIMUM_NUMBER_OPTIMIZATION_STEPS_REACHED,
-        ],
+        exit_codes=[*STOPPED_EARLY, Cp2kCalculation.exit_codes.ERROR_MAXIMUM_NUMBER_OPTIMIZATION_STEPS_REACHED],
     )
     def carry_bfgs_hessian(self, calc):
         """Continue a BFGS optimisation with the Hessian the stopped run had built.
