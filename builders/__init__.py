@@ -7,7 +7,7 @@ raises :class:`BuilderInputError` (a ``ValueError`` naming the parameter and its
 
 * :func:`perovskite_cube` — CsPbX3 cube of n³ corner-sharing PbX6 octahedra, "trap-free" charge balance;
 * :func:`chalcohalide_sphere`, :func:`half_sphere` — charge-balanced Pb4S3Br2 (half-)spheres;
-* :func:`heterostructure` — the cube on the half-sphere's (010) face;
+* :func:`heterostructure` — the cube on the half-sphere's (010) face (contact facet PbX2-terminated, as published);
 * :data:`LADDER` — the ``tiny`` / ``mini`` / ``paper`` sizes; :func:`build_model` builds any kind from a preset.
 
 See ``docs/builders.md`` for the rules and the comparison with the published models.
@@ -21,7 +21,13 @@ from aiida_nanohetero.builders._common import (
 )
 from aiida_nanohetero.builders._data import FORMAL_CHARGES, HALIDES, PSEUDOCUBIC_A
 from aiida_nanohetero.builders.chalcohalide import CENTRES, MIN_RADIUS, chalcohalide_sphere, half_sphere
-from aiida_nanohetero.builders.heterostructure import FACETS, STRAIN_MODES, heterostructure, in_plane_mismatch
+from aiida_nanohetero.builders.heterostructure import (
+    CONTACTS,
+    FACETS,
+    STRAIN_MODES,
+    heterostructure,
+    in_plane_mismatch,
+)
 from aiida_nanohetero.builders.ladder import KINDS, LADDER, PRESETS, Rung, build_model, preset_parameters
 from aiida_nanohetero.builders.perovskite import cs_vacancy_sites, cube_composition, perovskite_cube
 from aiida_nanohetero.builders.validation import ModelSummary, ModelValidationError, formal_charge, formula, validate
@@ -29,6 +35,7 @@ from aiida_nanohetero.builders.validation import ModelSummary, ModelValidationEr
 __all__ = (
     'CENTRES',
     'CHALCOHALIDE_DOMAIN',
+    'CONTACTS',
     'DOMAINS',
     'FACETS',
     'FORMAL_CHARGES',

@@ -4,12 +4,12 @@
 rung      cube n  half-sphere radius (anions)  cube / half / hetero      use
 ========  ======  ===========================  =======================  ==================================
 tiny      1       8.25 Å (8.25 Å)              Cs4PbX6 (11) /           tests, CP2K on 2 cores
-                                               Pb20S15Br10 (45) / 56
+                                               Pb20S15Br10 (45) / 54
 mini      2       10.0 Å (10.0 Å)              Cs20Pb8X36 (64) /        local runs (a workstation)
-                                               Pb34S25Br18 (77) / 141
+                                               Pb34S25Br18 (77) / 137
 paper     5       20.035 Å (19.95 Å)           Cs200Pb125X450 (775) /   the seed's models, HPC campaign
                                                Pb274S211Br126 (611) /
-                                               1386
+                                               1336
 ========  ======  ===========================  =======================  ==================================
 
 Why these rungs: n = 1 is the smallest cube (one PbX6 octahedron, the published Cs4PbX6), and 8.25 Å lies in the
@@ -68,6 +68,7 @@ KINDS = {
         'distortion',
         'facet',
         'strain',
+        'contact',
     ),
 }
 

@@ -49,6 +49,8 @@ from aiida_nanohetero.builders.validation import validate
 
 __all__ = (
     'MAX_CUBE_N',
+    'contact_cube_index_sites',
+    'contact_layer_index_sites',
     'cs_vacancy_sites',
     'cube_composition',
     'cube_index_sites',
@@ -240,6 +242,30 @@ def cube_index_sites(n: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.concatenate([cs, pb, x])
 
 
+def contact_cube_index_sites(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Species codes and index coordinates of the n-cube whose +y facet has lost its CsX layer, before any Cs vacancy.
+
+    The CsX-terminated cube of :func:`cube_index_sites` less its outermost CsX plane on the +y side (j = n − ½):
+    the (n+1)² Cs sites of that plane and the n² apical X above the top Pb plane. The top facet is then
+    PbX2-terminated (Pb and its equatorial X), the termination the seed's heterostructure has at its interface.
+    All remaining n(n+1)² Cs sites are returned; the cube needs n²(n+2) of them (n vacancies) to be neutral,
+    chosen by the heterostructure builder once the cube is placed (``_contact_cs_vacancies``).
+    """
+    n = check_int(n, 'n', 1, MAX_CUBE_N)
+    codes, index = cube_index_sites(n)
+    top = np.isclose(index[:, 1], n - 0.5)
+    cs_sites = np.array(list(itertools.product(range(n + 1), range(n), range(n + 1))), float) - 0.5
+    keep = (codes == 2) & ~top | (codes == 1)
+    codes = np.concatenate([np.zeros(len(cs_sites), int), codes[keep]])
+    return codes, np.concatenate([cs_sites, index[keep]])
+
+
+def contact_layer_index_sites(n: int) -> np.ndarray:
+    """Index coordinates of the (n+1)² Cs sites of the removed contact CsX plane (j = n − ½)."""
+    n = check_int(n, 'n', 1, MAX_CUBE_N)
+    return np.array(list(itertools.product(range(n + 1), (n,), range(n + 1))), float) - 0.5
+
+
 def perovskite_lattice(halide: str, lattice_constant: float | None = None, distortion: bool = False):
     """Pseudo-cubic vectors (rows e1, e2, e3, in Å) in the orthorhombic frame and the Pnma crystal, if any.
 
@@ -278,17 +304,19 @@ def perovskite_sites(
     lattice_constant: float | None = None,
     distortion: bool = False,
     operation: np.ndarray | None = None,
+    sites: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """Symbols and positions (Å) of the n-cube in the *orthorhombic* frame, centred on its Pb sublattice.
 
     ``operation`` (a 3 × 3 integer matrix of the cube group) re-orients the vacancy pattern about the cube centre
     before the sites are mapped on the lattice: the heterostructure builder uses it to choose which facet faces the
-    chalcohalide while b_o stays along the interface normal.
+    chalcohalide while b_o stays along the interface normal. ``sites`` (codes and index coordinates, e.g.
+    :func:`contact_cube_index_sites`) replaces the charge-balanced cube's :func:`cube_index_sites`.
     """
     halide = check_halide(halide)
     n = check_int(n, 'n', 1, MAX_CUBE_N)
     vectors, (crystal, scale, cell) = perovskite_lattice(halide, lattice_constant, distortion)
-    codes, index = cube_index_sites(n)
+    codes, index = cube_index_sites(n) if sites is None else sites
     centre = (n - 1) / 2
     if operation is not None:
         index = (index - centre) @ np.asarray(operation, float).T + centre

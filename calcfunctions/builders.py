@@ -84,6 +84,7 @@ def check_heterostructure_inputs(
     facet='010',
     strain='perovskite',
     centre='4a',
+    contact='PbX2',
 ):
     return heterostructure(
         n,
@@ -95,6 +96,7 @@ def check_heterostructure_inputs(
         facet=facet,
         strain=strain,
         centre=_centre(centre),
+        contact=contact,
     )
 
 
@@ -198,6 +200,7 @@ def build_heterostructure(
     facet: orm.Str | None = None,
     strain: orm.Str | None = None,
     centre: orm.Str | None = None,
+    contact: orm.Str | None = None,
 ) -> dict:
     """The CsPbX3 cube on a Pb4S3Br2 half-sphere (see :func:`aiida_nanohetero.builders.heterostructure`)."""
     atoms = heterostructure(
@@ -210,6 +213,7 @@ def build_heterostructure(
         facet=_value(facet) or '010',
         strain=_value(strain) or 'perovskite',
         centre=_value(centre) or '4a',
+        contact=_value(contact) or 'PbX2',
     )
     return model_nodes(atoms)
 

@@ -160,7 +160,7 @@ def tiny_campaign(cp2k_code):
     heterostructure built, relaxed, single-pointed and analysed (the most expensive fixture of the suite).
 
     Every model is relaxed to the ``tiny`` protocol's thresholds, as ``nanohetero run --protocol tiny`` does (the
-    56-atom heterostructure converges in a few BFGS steps; the whole campaign takes about 20 minutes here).
+    54-atom heterostructure converges in a few BFGS steps; the whole campaign takes about 20 minutes here).
 
     For fast iterations on the analysis, ``NANOHETERO_REPLAY_CAMPAIGN=FILE.aiida`` replays a campaign that this
     package ran with real CP2K (an archive from ``nanohetero export`` or ``benchmarks/bench_campaign.py --keep``)

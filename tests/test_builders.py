@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
 from aiida_nanohetero.builders import (
+    CONTACTS,
     DOMAINS,
     FACETS,
     HALIDES,
@@ -300,9 +301,10 @@ def test_minimum_radius_is_the_threshold():
 
 @pytest.mark.parametrize('halide', HALIDES)
 @pytest.mark.parametrize('rung', list(LADDER))
-def test_heterostructure_interface(halide, rung):
+def test_heterostructure_interface_csx_contact(halide, rung):
+    """The CsX contact (the free cube's facet under the half-sphere): Pb sublattice continued across, Cs layer."""
     r = LADDER[rung]
-    atoms = heterostructure(r.cube_n, halide, r.radius, anion_radius=r.anion_radius)
+    atoms = heterostructure(r.cube_n, halide, r.radius, anion_radius=r.anion_radius, contact='CsX')
     summary = validate(atoms)
     assert summary.ok and summary.neutral and summary.clashes == 0
     domain = atoms.arrays['domain']
@@ -399,18 +401,29 @@ def test_builders_are_deterministic():
     strain=st.sampled_from(STRAIN_MODES),
     distortion=st.booleans(),
     scale=st.floats(0.97, 1.04),
+    contact=st.sampled_from(CONTACTS),
 )
-def test_random_valid_parameters_give_valid_models(n, halide, radius, facet, strain, distortion, scale):
+def test_random_valid_parameters_give_valid_models(n, halide, radius, facet, strain, distortion, scale, contact):
     distortion = distortion and halide != 'Cl'
     lattice_constant = PSEUDOCUBIC_A[halide] * scale
     atoms = heterostructure(
-        n, halide, radius, lattice_constant=lattice_constant, distortion=distortion, facet=facet, strain=strain
+        n,
+        halide,
+        radius,
+        lattice_constant=lattice_constant,
+        distortion=distortion,
+        facet=facet,
+        strain=strain,
+        contact=contact,
     )
     summary = validate(atoms)
     assert summary.ok, summary.problems
     assert summary.charge == 0
     cube = perovskite_cube(n, halide, lattice_constant, distortion)
-    assert counts(atoms[atoms.arrays['domain'] == 0]) == counts(cube)
+    expected = counts(cube)
+    if contact == 'PbX2':  # the contact CsX plane removed, n²(n+2) Cs kept
+        expected = {'Cs': n * n * (n + 2), 'Pb': n**3, halide: 3 * n * n * (n + 1) - n * n}
+    assert counts(atoms[atoms.arrays['domain'] == 0]) == expected
     half = half_sphere(radius)
     assert counts(atoms[atoms.arrays['domain'] == 1]) == counts(half)
     assert validate(cube).ok and validate(half).ok
@@ -436,7 +449,7 @@ def test_ladder_sizes():
     assert 15.0 <= 2 * np.linalg.norm(pb, axis=1).max() <= 20.0  # a 1.5–2 nm half-sphere
     assert build_model('cube', 'mini').info['n'] == 2
     paper = build_model('heterostructure', 'paper')
-    assert counts(paper[paper.arrays['domain'] == 0]) == {'Cs': 200, 'Pb': 125, 'Br': 450}
+    assert counts(paper[paper.arrays['domain'] == 0]) == {'Cs': 175, 'Pb': 125, 'Br': 425}  # PbX2 contact
     assert counts(paper[paper.arrays['domain'] == 1])['Pb'] == 274
 
 
