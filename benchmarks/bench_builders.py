@@ -93,8 +93,15 @@ def main(compare: bool = True) -> int:
 def _compare() -> None:
     from ase.io import read
 
-    from aiida_nanohetero.builders import LADDER, chalcohalide_sphere, half_sphere, perovskite_cube
-    from aiida_nanohetero.builders.compare import compare_chalcohalide, compare_cube
+    from aiida_nanohetero.builders import (
+        CONTACTS,
+        LADDER,
+        chalcohalide_sphere,
+        half_sphere,
+        heterostructure,
+        perovskite_cube,
+    )
+    from aiida_nanohetero.builders.compare import compare_chalcohalide, compare_cube, compare_heterostructure
 
     repo = pathlib.Path(__file__).resolve().parents[1]
     shared = pathlib.Path(os.environ.get('NANOHETERO_SHARED', repo.parent / 'shared'))
@@ -134,6 +141,21 @@ def _compare() -> None:
         f'{100 * result["element_match"]:.2f} %, within 0.8 Å {100 * result["within_0.8"]:.1f} %, '
         f'b-scale {result["scales"][1]:.4f}'
     )
+    reference = read(models / 'cspbbr3_pb4s3br2_OPT.xyz')
+    for contact in CONTACTS:
+        model = heterostructure(paper.cube_n, 'Br', paper.radius, anion_radius=paper.anion_radius, contact=contact)
+        start = time.perf_counter()
+        result = compare_heterostructure(model, reference, strict=False)
+        seconds = time.perf_counter() - start
+        cs = result['site_element_per_domain']['perovskite']['Cs']
+        pb = result['site_element_per_domain']['perovskite']['Pb']
+        print(
+            f'heterostructure, contact {contact}: {_formula(model)} vs {_formula(reference)}: within 1.0 Å '
+            f'{100 * result["matched"]:.1f} %, sites with our element {100 * result["site_element_match"]:.1f} % '
+            f'(perovskite Cs {cs["same"]}/{cs["total"]}, Pb {pb["same"]}/{pb["total"]}), Pb registry rms '
+            f'{result["registry_rms_model"]:.2f} Å (published {result["registry_rms_reference"]:.2f} Å), '
+            f'{seconds:.2f} s'
+        )
 
 
 def _formula(atoms) -> str:

@@ -14,6 +14,7 @@ import os
 import click
 
 from aiida_nanohetero.builders import (
+    CONTACTS,
     FACETS,
     LADDER,
     STRAIN_MODES,
@@ -37,6 +38,7 @@ _OPTION = {
     'side': '--side',
     'facet': '--facet',
     'strain': '--strain',
+    'contact': '--contact',
     'preset': '--preset',
     'kind': 'KIND',
 }
@@ -171,16 +173,26 @@ def _interface_report(atoms) -> str:
         [
             f'epitaxy          Pb4S3Br2 (010) on the CsPb{x}3 ({info["facet"]}) facet; Pb4S3Br2 [100], [001] ∥ '
             'perovskite ⟨110⟩',
+            f'contact          {_CONTACT_TEXT[info["contact"]]}',
             f'mismatch         {100 * info["mismatch_a"]:+.2f} % along a, {100 * info["mismatch_c"]:+.2f} % along c '
             f'(CsPb{x}3 vs Pb4S3Br2)',
             f'strain           mode {info["strain"]}: perovskite in-plane {100 * info["perovskite_strain_a"]:+.2f} % '
             f'(a), {100 * info["perovskite_strain_c"]:+.2f} % (c); chalcohalide {chalco}',
             f'interface        {int(interface.sum())} atoms in the interface layer (perovskite '
             f'{int((interface & (domain == 0)).sum())}, chalcohalide {int((interface & (domain == 1)).sum())}), '
-            f'{info["n_interface_bonds"]} cation–anion bonds across; Pb planes {info["interface_spacing"]:.3f} Å '
-            f'apart, lateral Pb registry rms {info["registry_rms"]:.2f} Å',
+            f'{info["n_interface_bonds"]} cation–anion pairs across (within {info["interface_factor"]} × covalent '
+            'radii); chalcohalide Pb sheet '
+            f'{info["interface_spacing"]:.3f} Å above the top perovskite Pb plane, lateral registry rms '
+            f'{info["registry_rms"]:.2f} Å ({_REGISTRY_TEXT[info["contact"]]})',
         ]
     )
+
+
+_CONTACT_TEXT = {
+    'PbX2': 'PbX2-terminated facet (its CsX layer removed; the chalcohalide face in its place), as published',
+    'CsX': "CsX-terminated facet (the free cube's; a Cs layer between the two domains)",
+}
+_REGISTRY_TEXT = {'PbX2': 'chalcohalide Pb on the removed Cs sites', 'CsX': 'chalcohalide Pb on the Pb columns'}
 
 
 def _load_profile(profile_name):
@@ -281,6 +293,14 @@ def half_sphere(radius, diameter, anion_radius, centre, side, preset, output, fi
     show_default=True,
     help='Where the in-plane mismatch goes: perovskite (coherent), shared (half-way) or none (both bulk).',
 )
+@click.option(
+    '--contact',
+    type=click.Choice(CONTACTS),
+    default='PbX2',
+    show_default=True,
+    help='Termination of the cube facet under the half-sphere: PbX2 (its CsX layer removed, the chalcohalide in '
+    "its place: the published heterostructure) or CsX (the free cube's facet, a Cs layer at the interface).",
+)
 @_preset_option
 @_output_options
 def heterostructure(
@@ -294,6 +314,7 @@ def heterostructure(
     centre,
     facet,
     strain,
+    contact,
     preset,
     output,
     file_format,
@@ -311,5 +332,97 @@ def heterostructure(
         'centre': centre,
         'facet': facet,
         'strain': strain,
+        'contact': contact,
     }
     _run('heterostructure', preset, parameters, output, file_format, store, profile_name, required=('n', 'radius'))
+
+
+@build.command('compare')
+@click.argument('reference', type=click.Path(exists=True, dir_okay=False))
+@click.option('--halide', default='Br', show_default=True, help='Perovskite halide X of the model: Cl, Br or I.')
+@click.option(
+    '--contact',
+    type=click.Choice(CONTACTS),
+    default='PbX2',
+    show_default=True,
+    help='Contact facet of the model compared: PbX2 (the default builder) or CsX.',
+)
+@click.option(
+    '--tolerance', type=float, default=1.0, show_default=True, help='Distance (Å) within which a site is matched.'
+)
+@click.option(
+    '--any-composition',
+    is_flag=True,
+    help='Compare even if the compositions differ (the element sets must still agree).',
+)
+@click.option('--format', 'file_format', default=None, help='ASE format of REFERENCE (default: from its name).')
+@click.option(
+    '--preset',
+    type=click.Choice(list(LADDER)),
+    default='paper',
+    show_default=True,
+    help='Rung of the model built for the comparison.',
+)
+def compare(reference, halide, contact, tolerance, any_composition, file_format, preset):
+    """Compare our heterostructure site by site with REFERENCE (e.g. the published relaxed model, any ASE format).
+
+    The model is fitted onto REFERENCE (translation, rotation, small strain), atoms are matched one-to-one per
+    element; printed: the matched fraction within --tolerance per element and domain, the unmatched sites, the site
+    occupation (reference sites carrying our element) and the Pb registry across the interface of both.
+    """
+    from ase.io import read
+
+    from aiida_nanohetero.builders.compare import ComparisonInputError, compare_heterostructure
+
+    if not tolerance > 0:
+        raise click.BadParameter(f'{tolerance} Å: it must be a positive distance.', param_hint='--tolerance')
+    try:
+        atoms = build_model('heterostructure', preset, halide=halide, contact=contact)
+    except BuilderInputError as exception:
+        _fail(exception)
+    try:
+        ref = read(reference, format=file_format)
+    except Exception as exception:  # ASE raises many kinds for a file it cannot parse
+        raise click.BadParameter(
+            f'cannot read {reference} as a structure ({type(exception).__name__}: {exception}); give a file in a '
+            'format ASE reads, or --format.',
+            param_hint='REFERENCE',
+        ) from None
+    if isinstance(ref, list) or len(ref) == 0:
+        raise click.BadParameter(f'{reference} holds no atoms.', param_hint='REFERENCE')
+    try:
+        result = compare_heterostructure(atoms, ref, tolerance=tolerance, strict=not any_composition)
+    except ComparisonInputError as exception:
+        hint = '' if 'element set' in str(exception) else '; --any-composition compares them anyway'
+        raise click.BadParameter(f'{exception}{hint}.', param_hint='REFERENCE') from None
+    click.echo(_comparison_report(result, preset, contact))
+
+
+def _comparison_report(result: dict, preset: str, contact: str) -> str:
+    lines = [
+        f'model            {result["model_formula"]} ({preset}, contact {contact})',
+        f'reference        {result["reference_formula"]}',
+        'fit              affine; strain (singular values − 1) '
+        + ', '.join(f'{100 * x:+.2f} %' for x in result['strain']),
+        f'matched          {100 * result["matched"]:.1f} % of the reference atoms within {result["tolerance"]:g} Å '
+        f'(rms {result["rms_matched"]:.2f} Å)',
+    ]
+    for domain, table in result['per_domain'].items():
+        cells = ', '.join(f'{e} {v["matched"]}/{v["total"]}' for e, v in table.items())
+        lines.append(f'  {domain:<14} {cells}')
+    unmatched = {d: t for d, t in result['unmatched'].items() if t}
+    lines.append(
+        'unmatched        '
+        + ('; '.join(f'{d}: ' + ', '.join(f'{e} {k}' for e, k in t.items()) for d, t in unmatched.items()) or 'none')
+    )
+    lines.append(
+        f'site occupation  {100 * result["site_element_match"]:.1f} % of the reference sites carry our element'
+    )
+    for domain, table in result['site_element_per_domain'].items():
+        cells = ', '.join(f'{e} {v["same"]}/{v["total"]}' for e, v in table.items())
+        lines.append(f'  {domain:<14} {cells}')
+    lines.append(
+        f'Pb registry      rms {result["registry_rms_model"]:.2f} Å (model), {result["registry_rms_reference"]:.2f} Å '
+        '(reference): lateral distance of each top perovskite Pb to the nearest chalcohalide Pb above it'
+    )
+    return '\n'.join(lines)
