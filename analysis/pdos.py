@@ -1,9 +1,10 @@
-"""Reader for CP2K's projected DOS files (``&DFT/&PRINT/&PDOS``) and the cross-check against our Löwdin
-populations.
+"""Reader for CP2K's projected DOS files (``&DFT/&PRINT/&PDOS``, ``&DFT/&PRINT/&DOS`` from CP2K 2026.2) and the
+cross-check against our Löwdin populations.
 
 ``<PROJECT>-k<kind>-1.pdos`` (one per atomic kind) and ``<PROJECT>-list<i>-1.pdos`` (one per ``&LDOS``): two
-comment lines (the kind or list, ``E(Fermi)`` in Hartree, the column names), then one row per MO: index,
-eigenvalue (Hartree), occupation, one weight per angular momentum (or per component with ``COMPONENTS``).
+comment lines (the kind or list, ``E(Fermi)`` in Hartree, the column names; CP2K 2026.2: four, the title,
+``E(Fermi)``, ``E(HOCO)`` and the column names), then one row per MO: index, eigenvalue (Hartree), occupation
+(2026.2: then the ``Total``), one weight per angular momentum (or per component with ``COMPONENTS``).
 CP2K computes these weights by Löwdin projection (``S^½ C``), so summing our Löwdin populations over the
 atoms of a kind must reproduce the row sums. Spin-polarised runs write ``-ALPHA_k1``/``-BETA_k1`` files.
 """
@@ -31,8 +32,8 @@ __all__ = (
 
 _HEADER = re.compile(
     r'^#\s*Projected DOS for (?:atomic kind (?P<kind>\S+)|list (?P<list>\d+) of\s+(?P<natoms>\d+) atoms),?'
-    r'.*E\(Fermi\)\s*=\s*(?P<fermi>\S+)'
 )
+_FERMI = re.compile(r'E\(Fermi\)\s*=\s*(?P<fermi>\S+)')
 _NAME = re.compile(r'-(?P<spin>ALPHA_|BETA_)?(?:k(?P<kind>\d+)|list(?P<list>\d+))-\d+\.pdos$')
 
 
@@ -70,23 +71,41 @@ def read_pdos(path: str | os.PathLike) -> ProjectedDOS:
         raise spin_error(PDOSFormatError, f'{name}: spin-polarised (UKS) PDOS file: only closed-shell is supported')
     with open(name, encoding='utf-8') as handle:
         text = handle.read()
-    lines = text.split('\n', 2)
-    if len(lines) < 3 or not lines[0].startswith('#') or not lines[1].startswith('#'):
-        raise PDOSFormatError(f'{name}: missing the two "#" header lines of a CP2K .pdos file')
-    header = _HEADER.match(lines[0])
+    # Header: CP2K 2023.1-2025.2 write two '#' lines (title with E(Fermi), column names); 2026.2 writes four (title,
+    # E(Fermi), E(HOCO), column names) and a 'Total' column after the occupation.
+    head = []
+    for line in text.split('\n'):
+        if not line.startswith('#'):
+            break
+        head.append(line)
+    if len(head) < 2 or len(head) > 4:
+        raise PDOSFormatError(
+            f'{name}: {len(head)} "#" header line(s), not the 2 (CP2K 2023.1-2025.2) or 4 (CP2K 2026.2) of a CP2K '
+            '.pdos file'
+        )
+    header = _HEADER.match(head[0])
     if header is None:
-        raise PDOSFormatError(f'{name}: unrecognised first line {lines[0]!r}')
-    columns = lines[1].lstrip('#').split()
-    # '#  MO Eigenvalue [a.u.] Occupation s p d ...'
+        raise PDOSFormatError(
+            f'{name}: unrecognised first line {head[0]!r}: not a .pdos header of CP2K 2023.1 to 2026.2'
+        )
+    fermi = next((m for m in map(_FERMI.search, head[:-1]) if m), None)
+    if fermi is None:
+        raise PDOSFormatError(f'{name}: no E(Fermi) in the header lines: not a .pdos file of CP2K 2023.1 to 2026.2')
+    columns = head[-1].lstrip('#').split()
+    # '#  MO Eigenvalue [a.u.] Occupation s p d ...' or '#  MO Energy[a.u.] Occupation Total s p d ...'
     try:
         first_component = columns.index('Occupation') + 1
     except ValueError:
         raise PDOSFormatError(f'{name}: no "Occupation" column in the header line') from None
     components = columns[first_component:]
-    ncol = 3 + len(components)
+    has_total = bool(components) and components[0] == 'Total'
+    if has_total:
+        components = components[1:]
+    lines = text.split('\n', len(head))
+    ncol = 3 + has_total + len(components)
     if not text.endswith('\n'):
         raise PDOSFormatError(f'{name}: the last line is incomplete: the file is truncated')
-    body = lines[2]
+    body = lines[len(head)]
     try:
         values = np.array(body.split(), dtype=np.float64)
     except ValueError as exc:
@@ -100,17 +119,24 @@ def read_pdos(path: str | os.PathLike) -> ProjectedDOS:
     indices = table[:, 0].astype(np.int64)
     if np.any(np.diff(indices) != 1):
         raise PDOSFormatError(f'{name}: MO indices are not consecutive: corrupted file')
+    weights = table[:, 3 + has_total :]
+    if has_total:  # CP2K prints 8 decimals: the row sums agree to a few 1e-8
+        deviation = np.abs(table[:, 3] - weights.sum(axis=1)).max()
+        if deviation > 1e-6 * max(1, len(components)):
+            raise PDOSFormatError(
+                f'{name}: the Total column differs from the sum of the components by {deviation:.1e}: corrupted file'
+            )
     return ProjectedDOS(
         path=name,
         kind=header.group('kind'),
         list_index=int(header.group('list')) if header.group('list') else None,
         n_list_atoms=int(header.group('natoms')) if header.group('natoms') else None,
-        fermi_energy=float(header.group('fermi')),
+        fermi_energy=float(fermi.group('fermi')),
         indices=indices,
         energies=table[:, 1],
         occupations=table[:, 2],
         components=components,
-        weights=table[:, 3:],
+        weights=weights,
     )
 
 

@@ -92,6 +92,7 @@ def cli(ctx, profile_name):
 
 def _register() -> None:
     from aiida_nanohetero.cli import analyse, build, demo, run, services, setup, status
+    from aiida_nanohetero.cli import code_version as code_version_command
     from aiida_nanohetero.cli import export as export_command
     from aiida_nanohetero.cli import figures as figures_command
     from aiida_nanohetero.cli import results as results_command
@@ -106,6 +107,7 @@ def _register() -> None:
     cli.add_command(results_command.results)
     cli.add_command(figures_command.figures)
     cli.add_command(export_command.export)
+    cli.add_command(code_version_command.code_version)
 
 
 _register()

@@ -618,6 +618,7 @@ def setup_code(spec: ProfileSpec, computer, executable: pathlib.Path, changes: l
         if current == wanted:
             existing.base.extras.set(CODE_EXTRA, spec.name)
             changes.append(Change('code', f'{label}@{computer.label}', 'unchanged', str(executable)))
+            _record_cp2k_version(existing, changes)
             return existing
         # A stored code cannot be modified: keep the old one (calculations point to it), hidden and relabelled.
         from aiida.common import timezone
@@ -643,7 +644,29 @@ def setup_code(spec: ProfileSpec, computer, executable: pathlib.Path, changes: l
     code.store()
     code.base.extras.set(CODE_EXTRA, spec.name)
     changes.append(Change('code', f'{label}@{computer.label}', action, detail))
+    _record_cp2k_version(code, changes)
     return code
+
+
+def _record_cp2k_version(code, changes: list) -> None:
+    """Read the code's CP2K version once (``--version`` through its computer) and keep it in its extras.
+
+    A version that cannot be read, or one outside the supported range, is reported as the code's change and left
+    unset: every work chain checks the version before it writes an input, and stops there with the same sentence.
+    """
+    from aiida_nanohetero.workflows.cp2k_versions import CODE_VERSION_EXTRA, CP2KVersionError, code_cp2k_version
+
+    name = f'{code.label}@{code.computer.label}'
+    known = CODE_VERSION_EXTRA in code.base.extras.keys()
+    try:
+        version = code_cp2k_version(code)
+    except CP2KVersionError as exception:
+        if CODE_VERSION_EXTRA in code.base.extras.keys():
+            code.base.extras.delete(CODE_VERSION_EXTRA)
+        changes.append(Change('cp2k version', name, 'unknown', str(exception)))
+        return
+    detail = f'CP2K {version[0]}.{version[1]} (extra {CODE_VERSION_EXTRA})'
+    changes.append(Change('cp2k version', name, 'unchanged' if known else 'recorded', detail))
 
 
 def write_verdi_config(spec: ProfileSpec, directory: pathlib.Path, profile_name: str) -> list[str]:

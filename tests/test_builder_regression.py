@@ -19,6 +19,7 @@ import yaml
 from aiida import orm
 
 from aiida_nanohetero.builders import LADDER
+from aiida_nanohetero.workflows.cp2k_versions import set_code_version
 from aiida_nanohetero.workflows.relax_single_point import RelaxAndSinglePointWorkChain
 
 DATA = pathlib.Path(__file__).parent / 'data' / 'builders'
@@ -28,7 +29,7 @@ MODELS = ('cube', 'half_sphere', 'heterostructure')
 @pytest.fixture
 def cluster_code(aiida_localhost):
     """A CP2K code as on a cluster: MPI on, so the paper protocol's resources are derived from the model size."""
-    return orm.InstalledCode(
+    code = orm.InstalledCode(
         label='cp2k-cluster',
         computer=aiida_localhost,
         filepath_executable='/opt/cp2k/bin/cp2k.psmp',
@@ -36,6 +37,8 @@ def cluster_code(aiida_localhost):
         use_double_quotes=False,
         with_mpi=True,
     ).store()
+    set_code_version(code, '2023.1')  # not installed here: its version is given, as a user would
+    return code
 
 
 def _model(kind: str, protocol: str):
@@ -103,6 +106,8 @@ def test_protocol_builders_match_the_committed_serialisation(protocol, cluster_c
 
 @pytest.fixture
 def fake_cp2k_code(aiida_localhost):
-    return orm.InstalledCode(
+    code = orm.InstalledCode(
         label='fake-cp2k', computer=aiida_localhost, filepath_executable='/bin/true', default_calc_job_plugin='cp2k'
     ).store()
+    set_code_version(code, '2023.1')  # /bin/true is no CP2K: its version is given, as a user would
+    return code

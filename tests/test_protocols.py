@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aiida import orm
 
+from aiida_nanohetero.workflows.cp2k_versions import set_code_version
 from aiida_nanohetero.workflows.protocols import ProtocolError
 from aiida_nanohetero.workflows.single_point import SinglePointWorkChain, cp2k_walltime
 
@@ -19,9 +20,11 @@ def cube_structure():
 
 @pytest.fixture
 def fake_cp2k_code(aiida_localhost):
-    return orm.InstalledCode(
+    code = orm.InstalledCode(
         label='fake-cp2k', computer=aiida_localhost, filepath_executable='/bin/true', default_calc_job_plugin='cp2k'
     ).store()
+    set_code_version(code, '2023.1')  # /bin/true is no CP2K: its version is given, as a user would
+    return code
 
 
 def test_available_protocols():
@@ -183,6 +186,7 @@ def test_a_code_without_mpi_gets_one_process(aiida_localhost, cube_structure):
         default_calc_job_plugin='cp2k',
         with_mpi=False,
     ).store()
+    set_code_version(code, '2023.1')
     builder = SinglePointWorkChain.get_builder_from_protocol(code, cube_structure, protocol='paper')
     options = builder.cp2k.cp2k.metadata.options
     assert options.withmpi is False

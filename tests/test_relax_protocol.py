@@ -7,6 +7,7 @@ import pytest
 from aiida import orm
 from ase import Atoms
 
+from aiida_nanohetero.workflows.cp2k_versions import set_code_version
 from aiida_nanohetero.workflows.protocols import ProtocolError
 from aiida_nanohetero.workflows.relax_single_point import (
     RelaxAndSinglePointWorkChain,
@@ -29,9 +30,11 @@ def cs4pbbr6():
 
 @pytest.fixture
 def fake_cp2k_code(aiida_localhost):
-    return orm.InstalledCode(
+    code = orm.InstalledCode(
         label='fake-cp2k', computer=aiida_localhost, filepath_executable='/bin/true', default_calc_job_plugin='cp2k'
     ).store()
+    set_code_version(code, '2023.1')  # /bin/true is no CP2K: its version is given, as a user would
+    return code
 
 
 def test_valence_electrons_from_the_potentials(cs4pbbr6):

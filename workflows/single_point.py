@@ -13,6 +13,7 @@ from aiida.engine import ToContext, WorkChain
 
 from aiida_nanohetero.calcfunctions.cp2k import parse_orbital_energies, place_in_cubic_box
 from aiida_nanohetero.workflows.cp2k_base import Cp2kRestartWorkChain
+from aiida_nanohetero.workflows.cp2k_versions import spell_for_version
 from aiida_nanohetero.workflows.protocols import ProtocolMixin
 
 __all__ = ('SinglePointWorkChain',)
@@ -209,6 +210,7 @@ def fill_cp2k_namespace(namespace, step: Mapping, inputs: Mapping, code, structu
     parameters['GLOBAL']['WALLTIME'] = cp2k_walltime(job['max_wallclock_seconds'], inputs['walltime_margin'])
     if edit is not None:
         edit(parameters)
+    parameters = spell_for_version(parameters, check_cp2k_code(code))
     namespace.max_iterations = orm.Int(step['max_iterations'])
     namespace.clean_workdir = orm.Bool(step['clean_workdir'])
     namespace.handler_overrides = orm.Dict({'restart_incomplete_calculation': {'enabled': True}})
@@ -219,8 +221,11 @@ def fill_cp2k_namespace(namespace, step: Mapping, inputs: Mapping, code, structu
     namespace.cp2k.metadata.options = job
 
 
-def check_cp2k_code(code) -> None:
-    """Raise a clear ``ValueError`` unless ``code`` is a stored code for aiida-cp2k's ``cp2k`` calculation."""
+def check_cp2k_code(code) -> tuple[int, int]:
+    """Raise a clear ``ValueError`` unless ``code`` is a stored code for aiida-cp2k's ``cp2k`` calculation of a
+    supported CP2K release; return that release (``(2023, 1)``), read once and kept in the code's extras."""
+    from aiida_nanohetero.workflows.cp2k_versions import code_cp2k_version
+
     if not isinstance(code, orm.AbstractCode):
         raise ValueError(f'code must be an AiiDA code for CP2K, got {type(code).__name__}')
     plugin = code.default_calc_job_plugin
@@ -229,3 +234,4 @@ def check_cp2k_code(code) -> None:
             f'code "{code.full_label}" runs the calculation plugin "{plugin}", not "cp2k": '
             'pass a CP2K code (verdi code list -P cp2k)'
         )
+    return code_cp2k_version(code)
