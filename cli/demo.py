@@ -71,7 +71,7 @@ def _run_with_progress(builder, every: float = PROGRESS_EVERY, echo=click.echo):
     type=click.Choice(['tiny', 'mini']),
     default=DEFAULT_PROTOCOL,
     show_default=True,
-    help='tiny: 11/45/56-atom models (minutes); mini: 64/77/141 atoms (about three hours on 2 cores, see the README).',
+    help='tiny: 11/45/54-atom models (minutes); mini: 64/77/133 atoms (about three hours on 2 cores, see the README).',
 )
 @click.option('--code', 'code_label', default=None, help='CP2K code label (default: the one `nanohetero setup` made).')
 @click.option(
