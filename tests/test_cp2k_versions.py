@@ -333,3 +333,23 @@ def test_runner_scripts_are_executable(name):
     script = REPO / 'scripts' / name
     assert os.access(script, os.X_OK)
     assert subprocess.run(['bash', '-n', str(script)], check=False).returncode == 0
+
+
+def test_geometry_steps_in_both_output_layouts():
+    """2023.1's 'Informations at step' block and 2025.1/2026.2's 'OPT| Step number' lines (recorded outputs)."""
+    from aiida_nanohetero.workflows.cp2k_base import geometry_progress, geometry_steps_done
+
+    data = REPO / 'tests' / 'data' / 'cp2k'
+    new = (data / 'geo_opt_2025.1' / 'water_steps.out').read_text()
+    progress = geometry_progress(new)
+    assert progress == {
+        'step': 1,
+        'energy': pytest.approx(-17.2198553648),
+        'max_force': pytest.approx(0.0022572971),
+        'max_force_limit': pytest.approx(4.5e-4),
+    }
+    start = new[: new.index('OPTIMIZATION STEP:      1')]
+    assert geometry_steps_done(start) == 0 and geometry_progress(start)['max_force'] is None
+    old = geometry_progress((data / 'geo_opt' / 'relax_steps.out').read_text())
+    assert old['step'] == 1 and old['max_force'] == pytest.approx(0.0235347294)
+    assert geometry_progress('no optimisation here') is None

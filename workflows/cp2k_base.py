@@ -106,21 +106,42 @@ def geometry_steps_done(output: str) -> int:
 def geometry_progress(output: str) -> dict | None:
     """The last geometry step a CP2K optimisation completed, from its output: ``step``, the largest force
     ``max_force`` and its threshold ``max_force_limit`` (Hartree/bohr; ``None`` at step 0, which is only the
-    starting point), and ``energy`` (Hartree). ``None`` when no step has finished yet."""
-    blocks = output.split('Informations at step =')
-    if len(blocks) < 2:
-        return None
-    last = blocks[-1].split('-----------------------------------------------\n', 1)[0]
+    starting point), and ``energy`` (Hartree). ``None`` when no step has finished yet.
 
-    def number(pattern):
-        found = re.search(pattern + r'\s+=\s+([-+0-9.Ee]+)', last)
+    Two layouts: CP2K 2023.1 prints an ``Informations at step = N`` block (``Max. gradient = ...``, ``Conv. limit
+    for gradients = ...``, ``Total Energy = ...``); 2025.1 and 2026.2 print ``OPT| Step number N`` lines
+    (``OPT| Maximum gradient``, ``OPT| Convergence limit for maximum gradient``, ``OPT| Total energy [hartree]``).
+    """
+    old = output.rfind('Informations at step =')
+    new = output.rfind('OPT| Step number')
+    if old < 0 and new < 0:
+        return None
+    if old > new:
+        last = output[old + len('Informations at step =') :].split(
+            '-----------------------------------------------\n', 1
+        )[0]
+
+        def number(pattern):
+            found = re.search(pattern + r'\s+=\s+([-+0-9.Ee]+)', last)
+            return float(found.group(1)) if found else None
+
+        return {
+            'step': int(re.match(r'\s*(\d+)', last).group(1)),
+            'energy': number(r'Total Energy'),
+            'max_force': number(r'Max\. gradient'),
+            'max_force_limit': number(r'Conv\. limit for gradients'),
+        }
+    last = output[new + len('OPT| Step number') :].split('OPT| ******', 1)[0]
+
+    def opt_number(pattern):
+        found = re.search(r'OPT\| ' + pattern + r'\s+([-+0-9.Ee]+)\s*$', last, flags=re.MULTILINE)
         return float(found.group(1)) if found else None
 
     return {
         'step': int(re.match(r'\s*(\d+)', last).group(1)),
-        'energy': number(r'Total Energy'),
-        'max_force': number(r'Max\. gradient'),
-        'max_force_limit': number(r'Conv\. limit for gradients'),
+        'energy': opt_number(r'Total energy \[hartree\]'),
+        'max_force': opt_number(r'Maximum gradient'),
+        'max_force_limit': opt_number(r'Convergence limit for maximum gradient'),
     }
 
 
