@@ -74,6 +74,17 @@ def _output_options(function):
     return function
 
 
+def _contact_option(function):
+    return click.option(
+        '--contact',
+        type=click.Choice(CONTACTS),
+        default='PbX2',
+        show_default=True,
+        help='Termination of the cube facet under the half-sphere: PbX2 (its CsX layer removed, the chalcohalide in '
+        "its place: the published heterostructure) or CsX (the free cube's facet, a Cs layer at the interface).",
+    )(function)
+
+
 def _halide_option(function):
     return click.option('--halide', default='Br', show_default=True, help='Perovskite halide X: Cl, Br or I.')(function)
 
@@ -293,14 +304,7 @@ def half_sphere(radius, diameter, anion_radius, centre, side, preset, output, fi
     show_default=True,
     help='Where the in-plane mismatch goes: perovskite (coherent), shared (half-way) or none (both bulk).',
 )
-@click.option(
-    '--contact',
-    type=click.Choice(CONTACTS),
-    default='PbX2',
-    show_default=True,
-    help='Termination of the cube facet under the half-sphere: PbX2 (its CsX layer removed, the chalcohalide in '
-    "its place: the published heterostructure) or CsX (the free cube's facet, a Cs layer at the interface).",
-)
+@_contact_option
 @_preset_option
 @_output_options
 def heterostructure(
@@ -340,13 +344,7 @@ def heterostructure(
 @build.command('compare')
 @click.argument('reference', type=click.Path(exists=True, dir_okay=False))
 @click.option('--halide', default='Br', show_default=True, help='Perovskite halide X of the model: Cl, Br or I.')
-@click.option(
-    '--contact',
-    type=click.Choice(CONTACTS),
-    default='PbX2',
-    show_default=True,
-    help='Contact facet of the model compared: PbX2 (the default builder) or CsX.',
-)
+@_contact_option
 @click.option(
     '--tolerance', type=float, default=1.0, show_default=True, help='Distance (Å) within which a site is matched.'
 )

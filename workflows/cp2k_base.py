@@ -116,32 +116,24 @@ def geometry_progress(output: str) -> dict | None:
     new = output.rfind('OPT| Step number')
     if old < 0 and new < 0:
         return None
-    if old > new:
-        last = output[old + len('Informations at step =') :].split(
-            '-----------------------------------------------\n', 1
-        )[0]
+    if old > new:  # 2023.1: 'Max. gradient              =   0.0235347294'
+        last = output[old + len('Informations at step =') :].split('-' * 47 + '\n', 1)[0]
+        line, names = r'^\s*{}\s+=\s+([-+0-9.Ee]+)', ('Total Energy', r'Max\. gradient', r'Conv\. limit for gradients')
+    else:  # 2025.1, 2026.2: 'OPT| Maximum gradient                0.0022572971'
+        last = output[new + len('OPT| Step number') :].split('OPT| ******', 1)[0]
+        line = r'^\s*OPT\| {}\s+([-+0-9.Ee]+)\s*$'
+        names = (r'Total energy \[hartree\]', 'Maximum gradient', 'Convergence limit for maximum gradient')
 
-        def number(pattern):
-            found = re.search(pattern + r'\s+=\s+([-+0-9.Ee]+)', last)
-            return float(found.group(1)) if found else None
-
-        return {
-            'step': int(re.match(r'\s*(\d+)', last).group(1)),
-            'energy': number(r'Total Energy'),
-            'max_force': number(r'Max\. gradient'),
-            'max_force_limit': number(r'Conv\. limit for gradients'),
-        }
-    last = output[new + len('OPT| Step number') :].split('OPT| ******', 1)[0]
-
-    def opt_number(pattern):
-        found = re.search(r'OPT\| ' + pattern + r'\s+([-+0-9.Ee]+)\s*$', last, flags=re.MULTILINE)
+    def number(name):
+        found = re.search(line.format(name), last, flags=re.MULTILINE)
         return float(found.group(1)) if found else None
 
+    energy, max_force, limit = (number(name) for name in names)
     return {
         'step': int(re.match(r'\s*(\d+)', last).group(1)),
-        'energy': opt_number(r'Total energy \[hartree\]'),
-        'max_force': opt_number(r'Maximum gradient'),
-        'max_force_limit': opt_number(r'Convergence limit for maximum gradient'),
+        'energy': energy,
+        'max_force': max_force,
+        'max_force_limit': limit,
     }
 
 
