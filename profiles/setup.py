@@ -169,7 +169,7 @@ def apply_spec(spec: ProfileSpec, *, set_default: bool = False, check: bool = Tr
         load_profile(name, allow_switch=True)
         if spec.computer is not None:
             computer = setup_computer(spec, changes)
-            setup_code(spec, computer, executable, changes)
+            setup_code(spec, computer, executable, changes, read_version=check)
         from aiida_nanohetero.workflows.cp2k_files import store_cp2k_data_file
 
         for role, path in data_files.items():
@@ -264,7 +264,7 @@ def apply_computer_spec(spec: ProfileSpec, profile_name: str, *, check: bool = T
     if problem:
         raise ProfileSpecError(problem)
     computer = setup_computer(spec, changes)
-    setup_code(spec, computer, executable, changes)
+    setup_code(spec, computer, executable, changes, read_version=check)
     from aiida_nanohetero.workflows.cp2k_files import store_cp2k_data_file
 
     for role, path in data_files.items():
@@ -592,7 +592,9 @@ def _apply_computer_fields(computer, fields: dict[str, Any]) -> None:
         computer.delete_property(JOB_DEFAULTS, raise_exception=False)
 
 
-def setup_code(spec: ProfileSpec, computer, executable: pathlib.Path, changes: list[Change]):
+def setup_code(spec: ProfileSpec, computer, executable: pathlib.Path, changes: list[Change], read_version: bool = True):
+    """Create (or keep) the CP2K code of ``spec`` on ``computer``; with ``read_version`` (not under ``--no-check``,
+    which connects to nothing) also read its CP2K release once and keep it in the code's extras."""
     from aiida import orm
 
     code_spec = spec.code
@@ -618,7 +620,8 @@ def setup_code(spec: ProfileSpec, computer, executable: pathlib.Path, changes: l
         if current == wanted:
             existing.base.extras.set(CODE_EXTRA, spec.name)
             changes.append(Change('code', f'{label}@{computer.label}', 'unchanged', str(executable)))
-            _record_cp2k_version(existing, changes)
+            if read_version:
+                _record_cp2k_version(existing, changes)
             return existing
         # A stored code cannot be modified: keep the old one (calculations point to it), hidden and relabelled.
         from aiida.common import timezone
@@ -644,7 +647,8 @@ def setup_code(spec: ProfileSpec, computer, executable: pathlib.Path, changes: l
     code.store()
     code.base.extras.set(CODE_EXTRA, spec.name)
     changes.append(Change('code', f'{label}@{computer.label}', action, detail))
-    _record_cp2k_version(code, changes)
+    if read_version:
+        _record_cp2k_version(code, changes)
     return code
 
 

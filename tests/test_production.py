@@ -157,6 +157,11 @@ def test_cluster_computer_defaults_reach_every_job(aiida_profile):
 
     apply_computer_spec(load_spec(EXAMPLE, kind='computer'), aiida_profile.name, check=False)
     code = orm.load_code('cp2k@national-cluster')
+    # set up without connecting (check=False): the code's CP2K release is unknown and refused until it is given
+    from aiida_nanohetero.workflows.cp2k_versions import CODE_VERSION_EXTRA, set_code_version
+
+    assert CODE_VERSION_EXTRA not in code.base.extras.keys()
+    set_code_version(code, '2025.2')  # as `nanohetero code-version cp2k@national-cluster 2025.2` does
     model = orm.StructureData(ase=Atoms('Cs' * 520, positions=[(4.0 * (i % 8), 4.0 * (i // 8 % 8), 4.0 * (i // 64))
                                                                for i in range(520)]))  # fmt: skip
     builder = SinglePointWorkChain.get_builder_from_protocol(code, model, protocol='paper')

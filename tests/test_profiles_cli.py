@@ -113,11 +113,12 @@ def test_setup_is_idempotent_and_leaves_the_default_profile_alone(tmp_path):
     first = run_cli(['setup'], tmp_path)
     assert f'AiiDA data in:  {tmp_path / ".aiida"}' in first.stdout
     assert 'profile          nanohetero' in first.stdout and 'created' in first.stdout
+    assert 'cp2k version' in first.stdout and 'recorded (CP2K 20' in first.stdout  # read from the program once
     assert config(tmp_path)['default_profile'] == 'users-own'
 
     second = run_cli(['setup', '--profile', 'local'], tmp_path)
     lines = [line for line in second.stdout.splitlines() if line.startswith('  ')]
-    assert len(lines) == 5
+    assert len(lines) == 6  # profile, computer, code, its CP2K version, basis, potential
     assert all(line.split()[-1] == 'unchanged' or 'unchanged (' in line for line in lines), second.stdout
     assert 'Nothing to do' in second.stdout
 
