@@ -24,7 +24,7 @@ which includes reading the files):
   of S + σI and triangular solves, paper + lowdin IPR, element and domain contributions;
 * ``shift-invert-f64``: the same in float64, the accuracy reference of the float32 IPR (on all orbitals up to
   ``--f64-max`` AOs, above on ``--f64-columns`` of them);
-* ``chebyshev`` (the session-1 route): Lanczos spectral bounds, then a Chebyshev expansion of the square root
+* ``chebyshev`` (the Chebyshev route): Lanczos spectral bounds, then a Chebyshev expansion of the square root
   (tol 1e-8); run to the end when its projection (bounds + degree x measured time of one product) fits in
   ``--chebyshev-budget``, else reported as that projection;
 * ``cp2k-ldos``: CP2K's own Löwdin populations from the per-atom ``&LDOS`` files (lowdin IPR only);
